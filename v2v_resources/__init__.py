@@ -1,0 +1,1 @@
+"""v2v engines: images, models and hardware. Nothing here knows about Dagster."""

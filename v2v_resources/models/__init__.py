@@ -1,0 +1,1 @@
+"""The model manifest: where weights live, their checksums, pulling and verifying them."""

@@ -1,0 +1,1 @@
+"""Phase I: find the vehicle, erase logos, badges, plates, mirrors and text."""

@@ -1,0 +1,320 @@
+"""Typed configuration for the four phases, validated at load.
+
+`load_settings()` reads `configs/default.yaml`, applies an optional preset and overrides, and returns a
+frozen `Settings`. Any unknown, missing or ill-typed key fails with its dotted path in the message.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+CONFIG_DIR = Path(os.environ.get("V2V_CONFIG_DIR", Path(__file__).resolve().parent.parent / "configs"))
+Backend = Literal["auto", "ml", "lite"]
+PRESETS = ("conservative", "balanced", "aggressive")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _hex(value: str) -> str:
+    v = value.strip().lstrip("#")
+    if len(v) != 6 or any(c not in "0123456789abcdefABCDEF" for c in v):
+        raise ValueError(f"{value!r} is not a #RRGGBB colour")
+    return "#" + v.upper()
+
+
+HexColor = Annotated[str, AfterValidator(_hex)]
+
+
+class Hardware(_Strict):
+    device: Literal["auto", "cuda", "cpu"]
+    precision: Literal["float16", "bfloat16", "float32"]
+    max_vram_gb: float | None = Field(gt=0)
+    reserve_vram_gb: float = Field(ge=0)
+    attention: Literal["sdpa", "xformers"]
+    enable_attention_slicing: bool
+    cpu_threads: int | None = Field(gt=0)
+
+
+class PaletteChoice(_Strict):
+    name: str | None
+    colors: list[str] | None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if not self.name and not self.colors:
+            raise ValueError("give a palette name or a list of colours")
+        return self
+
+
+class Intake(_Strict):
+    max_pixels: int = Field(gt=0)
+    min_side: int = Field(ge=1)
+    max_aspect_ratio: float = Field(ge=1)
+    extensions: list[str]
+    working_long_side: int = Field(ge=64, le=4096)
+
+
+class Detector(_Strict):
+    box_threshold: float = Field(ge=0, le=1)
+    text_threshold: float = Field(ge=0, le=1)
+    vehicle_prompt: str
+    part_prompts: list[str]
+    max_part_share: float = Field(gt=0, le=1)
+
+
+class Segmenter(_Strict):
+    mask_dilation_px: int = Field(ge=0)
+    multimask: bool
+
+
+class Inpaint(_Strict):
+    resize_limit: int = Field(ge=64)
+
+
+class Phase1Lite(_Strict):
+    grabcut_iterations: int = Field(ge=1, le=20)
+    frame_margin: float = Field(gt=0, lt=0.5)
+
+
+class Phase1Quality(_Strict):
+    min_vehicle_area: float = Field(ge=0, le=1)
+    max_vehicle_area: float = Field(ge=0, le=1)
+    max_erased_share: float = Field(ge=0, le=1)
+    min_silhouette_iou: float = Field(ge=0, le=1)
+
+
+class ThresholdVariation(_Strict):
+    box_threshold: float = Field(ge=0, le=1)
+    text_threshold: float = Field(ge=0, le=1)
+
+
+class Phase1Retry(_Strict):
+    max_attempts: int = Field(ge=1, le=10)
+    variations: list[ThresholdVariation]
+
+
+class Phase1(_Strict):
+    backend: Backend
+    detector: Detector
+    segmenter: Segmenter
+    inpaint: Inpaint
+    lite: Phase1Lite
+    quality: Phase1Quality
+    retry: Phase1Retry
+
+
+class Sdxl(_Strict):
+    steps: int = Field(ge=1, le=200)
+    guidance_scale: float = Field(ge=0, le=30)
+    scheduler: Literal["unipc", "euler", "dpmpp"]
+    seed: int = Field(ge=0)
+    batch_size: int = Field(ge=1, le=16)
+
+
+class ControlNet(_Strict):
+    depth_weight: float = Field(ge=0, le=2)
+    canny_weight: float = Field(ge=0, le=2)
+    guidance_end: list[float]
+
+    @field_validator("guidance_end")
+    @classmethod
+    def _two_in_unit(cls, v):
+        if len(v) != 2 or not all(0 < x <= 1 for x in v):
+            raise ValueError("guidance_end needs two values in (0, 1]: depth, canny")
+        return v
+
+
+class Lora(_Strict):
+    scale: float = Field(ge=0, le=2)
+
+
+class Canny(_Strict):
+    low: int = Field(ge=0, le=255)
+    high: int = Field(ge=0, le=255)
+    bilateral_d: int = Field(ge=1)
+    bilateral_sigma: float = Field(gt=0)
+    clahe_clip: float = Field(gt=0)
+    clahe_tiles: int = Field(ge=1)
+
+
+class Phase2Lite(_Strict):
+    bilateral_passes: int = Field(ge=0, le=20)
+    bilateral_d: int = Field(ge=1)
+    bilateral_sigma_color: float = Field(gt=0)
+    bilateral_sigma_space: float = Field(gt=0)
+    mean_shift_spatial: float = Field(gt=0)
+    mean_shift_color: float = Field(gt=0)
+    edge_darkening: float = Field(ge=0, le=1)
+
+
+class IouRetry(_Strict):
+    max_retries: int = Field(ge=0, le=10)
+    iou_threshold: float = Field(ge=0, le=1)
+    weight_step: float = Field(ge=0, le=1)
+    max_depth_weight: float = Field(ge=0, le=2)
+    max_canny_weight: float = Field(ge=0, le=2)
+    allow_skip_on_failure: bool
+
+
+class Phase2(_Strict):
+    backend: Backend
+    generation_long_side: int = Field(ge=64, le=2048, multiple_of=8)
+    prompt: str
+    lora_trigger: str
+    negative_prompt: str
+    sdxl: Sdxl
+    controlnet: ControlNet
+    lora: Lora
+    canny: Canny
+    lite: Phase2Lite
+    iou_retry: IouRetry
+    background: HexColor
+
+
+class NoiseRemoval(_Strict):
+    enabled: bool
+    min_area_percent: float = Field(ge=0, le=10)
+
+
+class Phase3(_Strict):
+    backend: Backend
+    upscale_factor: Literal[4]
+    output_long_side: int = Field(ge=64, le=16384)
+    preview_long_side: int = Field(ge=64, le=8192)
+    esrgan_tile: int = Field(ge=0)
+    esrgan_tile_pad: int = Field(ge=0)
+    background: str
+    noise_removal: NoiseRemoval
+
+    @field_validator("background")
+    @classmethod
+    def _bg(cls, v):
+        return v if v == "transparent" else _hex(v)
+
+
+class VTracer(_Strict):
+    colormode: Literal["color", "binary"]
+    hierarchical: Literal["stacked", "cutout"]
+    mode: Literal["spline", "polygon", "none"]
+    filter_speckle: int = Field(ge=0, le=128)
+    color_precision: int = Field(ge=1, le=8)
+    layer_difference: int = Field(ge=0, le=255)
+    corner_threshold: int = Field(ge=0, le=180)
+    length_threshold: float = Field(ge=3.5, le=10)
+    max_iterations: int = Field(ge=1, le=100)
+    splice_threshold: int = Field(ge=0, le=180)
+    path_precision: int = Field(ge=0, le=10)
+
+
+class Strokes(_Strict):
+    strategy: Literal["none", "outline", "centerline", "both"]
+    color: HexColor
+    width: float = Field(gt=0, le=50)
+    centerline_tolerance: float = Field(ge=0)
+    centerline_min_length: int = Field(ge=0)
+
+
+class Phase4Quality(_Strict):
+    min_agreement: float = Field(ge=0, le=1)
+    max_svg_bytes: int = Field(gt=0)
+    max_paths: int = Field(gt=0)
+
+
+class Phase4(_Strict):
+    vtracer: VTracer
+    trace_long_side: int = Field(ge=64, le=16384)
+    time_limit_s: float = Field(gt=0)
+    strokes: Strokes
+    preview_long_side: int = Field(ge=64, le=8192)
+    quality: Phase4Quality
+
+
+class Output(_Strict):
+    svg: bool
+    png_preview: bool
+
+
+class Settings(_Strict):
+    hardware: Hardware
+    palette: PaletteChoice
+    intake: Intake
+    phase1: Phase1
+    phase2: Phase2
+    phase3: Phase3
+    phase4: Phase4
+    output: Output
+
+    def backend(self, phase: str) -> str:
+        return getattr(self, phase).backend
+
+    def fingerprint(self, *sections: str) -> dict[str, Any]:
+        """Plain dict of the named sections, for code versions and metadata."""
+        dump = self.model_dump(mode="json")
+        return {s: dump[s] for s in sections}
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as e:
+        raise ConfigError("file not found", file=str(path), phase="config",
+                          fix="check the path or V2V_CONFIG_DIR") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"not valid YAML: {e}", file=str(path), phase="config",
+                          fix="correct the YAML syntax") from e
+    if not isinstance(data, dict):
+        raise ConfigError("top level must be a mapping", file=str(path), phase="config",
+                          fix="write `key: value` pairs")
+    return data
+
+
+def format_validation_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+        kind = {"extra_forbidden": "unknown key", "missing": "missing key"}.get(e["type"], e["msg"])
+        lines.append(f"{loc}: {kind}" + (f" (got {e['input']!r})" if e["type"] not in
+                                          ("missing", "extra_forbidden") else ""))
+    return "; ".join(lines)
+
+
+def validate_settings(data: dict, source: str = "<settings>") -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e), file=source, phase="config",
+                          fix="correct the key named above (see configs/default.yaml)") from e
+
+
+def load_settings(path: str | Path | None = None, *, preset: str | None = None,
+                  overrides: dict | None = None) -> Settings:
+    """Load the defaults (or `path`), then a preset from configs/presets/, then `overrides`."""
+    src = Path(path) if path else CONFIG_DIR / "default.yaml"
+    data = _read_yaml(src)
+    if preset:
+        if preset not in PRESETS:
+            raise ConfigError(f"preset: unknown preset {preset!r}", phase="config",
+                              fix=f"use one of {', '.join(PRESETS)}")
+        data = deep_merge(data, _read_yaml(CONFIG_DIR / "presets" / f"{preset}.yaml"))
+    if overrides:
+        data = deep_merge(data, overrides)
+    return validate_settings(data, str(src))

@@ -1,0 +1,1 @@
+"""Phase II: turn the clean plate into a flat illustration with the same silhouette."""

@@ -1,0 +1,1 @@
+"""Phase IV: vtracer SVG, strokes, safe validation, PNG preview, fidelity."""
