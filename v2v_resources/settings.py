@@ -61,6 +61,9 @@ class Intake(_Strict):
     max_aspect_ratio: float = Field(ge=1)
     extensions: list[str]
     working_long_side: int = Field(ge=64, le=4096)
+    settle_seconds: float = Field(ge=0)
+    max_batch: int = Field(ge=1, le=10000)
+    scan_limit: int = Field(ge=1)
 
 
 class Detector(_Strict):

@@ -1,0 +1,57 @@
+"""The inbox sensor: new photos become partitions and one batch run per tick (up to `max_batch` images)."""
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+
+from v2v_resources import intake
+
+from .jobs import process_images
+from .partitions import images_partitions
+from .resources import V2VConfig, V2VHome
+
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def batch_run_requests(keys: list[str], max_batch: int, reason: str = "inbox") -> list[dg.RunRequest]:
+    """Contiguous chunks of keys, in the order they were added (= partition insertion order)."""
+    chunks = [keys[i:i + max_batch] for i in range(0, len(keys), max_batch)]
+    return [dg.RunRequest(run_key=f"{reason}:{c[0]}..{c[-1]}",
+                          tags={RANGE_START: c[0], RANGE_END: c[-1], "v2v/batch_size": str(len(c)),
+                                "v2v/reason": reason})
+            for c in chunks]
+
+
+@dg.sensor(job=process_images, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Watches $V2V_HOME/inbox: adds a partition per new image and requests one batch run.")
+def inbox_sensor(context: dg.SensorEvaluationContext, v2v_home: V2VHome, v2v_config: V2VConfig):
+    home, cfg = v2v_home.home, v2v_config.settings.intake
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    scan = intake.scan_inbox(home, cursor.get("waiting", {}), extensions=cfg.extensions,
+                             settle_s=cfg.settle_seconds, limit=cfg.scan_limit)
+    for name, reason in scan.quarantined:
+        context.log.warning(f"quarantined {name}: {reason}")
+    # Keys admitted by an earlier tick whose partition never got added (a crash in between) come first.
+    new_keys = [k for k in intake.pending_keys(home)
+                if not context.instance.has_dynamic_partition(images_partitions.name, k)]
+    for path in scan.ready:
+        try:
+            adm = intake.admit(home, path)
+        except FileNotFoundError:  # removed by its owner since the scan
+            continue
+        if adm.new and adm.key not in new_keys:
+            new_keys.append(adm.key)
+        elif not adm.new:
+            context.log.info(f"{path.name}: same content as {adm.key}; kept as a duplicate")
+    intake.confirm_pending(home, [k for k in intake.pending_keys(home) if k not in new_keys])
+    new_cursor = json.dumps({"waiting": scan.waiting}, sort_keys=True)
+    if not new_keys:
+        return dg.SensorResult(skip_reason=dg.SkipReason(
+            f"no new images ({len(scan.waiting)} still being written)" if scan.waiting else "no new images"),
+            cursor=new_cursor)
+    return dg.SensorResult(
+        run_requests=batch_run_requests(new_keys, cfg.max_batch),
+        dynamic_partitions_requests=[images_partitions.build_add_request(new_keys)],
+        cursor=new_cursor,
+    )

@@ -1,0 +1,122 @@
+"""Exact CIEDE2000 palette mapping through a lazily filled, disk-cached 256³ lookup table.
+
+Every pixel gets the palette colour of least ΔE2000, as scikit-image's `rgb2lab` + `deltaE_ciede2000` would
+pick it by brute force (ties go to the lowest index). The brute force is costly (≈3 µs per colour against
+15 palette colours, ≈55 s for a whole 4096² image), so it runs once per distinct RGB value ever seen: the
+answers fill a 16 MB table (one uint8 per 24-bit colour, `UNKNOWN` where not yet computed) that is written
+atomically under `cache_dir/lut/<palette digest>.npy` and shared by every later image, process and run.
+Filling only the colours an image really has is exact by construction — it runs the reference itself on
+them — and costs a fraction of building the whole cube (`fill_all` does that, for warming a cache).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from skimage.color import deltaE_ciede2000, rgb2lab
+
+from ..errors import EngineError
+from ..palette import Palette
+from ..storage import atomic_path
+from .upscale import check_rgb
+
+PHASE = "III chroma"
+CUBE = 1 << 24
+UNKNOWN = 255                 # palettes have at most 64 colours, so 255 is never an index
+CHUNK = 1 << 18               # colours per brute-force batch: bounds the float64 temporaries to ~100 MB
+
+
+def pack_rgb(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (..., 3) → uint32 (...) as 0xRRGGBB."""
+    rgb = np.asarray(rgb, dtype=np.uint8)
+    return (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+
+
+def unpack_rgb(packed: np.ndarray) -> np.ndarray:
+    packed = np.asarray(packed, dtype=np.uint32)
+    return np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=-1).astype(np.uint8)
+
+
+def _nearest_exact(colors: np.ndarray, palette_lab: np.ndarray) -> np.ndarray:
+    """N×3 uint8 colours → N palette indices of least ΔE2000 (scikit-image's arithmetic, first minimum)."""
+    out = np.empty(len(colors), dtype=np.uint8)
+    for start in range(0, len(colors), CHUNK):
+        lab = rgb2lab(colors[start:start + CHUNK])
+        dist = np.stack([deltaE_ciede2000(lab, palette_lab[k:k + 1]) for k in range(len(palette_lab))])
+        out[start:start + CHUNK] = np.argmin(dist, axis=0)
+    return out
+
+
+def _palette_lab(palette: Palette) -> np.ndarray:
+    return rgb2lab(palette.rgb)
+
+
+def brute_force_indices(rgb: np.ndarray, palette: Palette) -> np.ndarray:
+    """The reference: ΔE2000 of every pixel against every palette colour, argmin. H×W uint8."""
+    rgb = check_rgb(rgb)
+    return _nearest_exact(rgb.reshape(-1, 3), _palette_lab(palette)).reshape(rgb.shape[:2])
+
+
+class PaletteMapper:
+    """Maps RGB images to palette indices; keeps its lookup table in memory and (optionally) on disk."""
+
+    def __init__(self, palette: Palette, cache_dir: Path | None = None):
+        self.palette = palette
+        self._lab = _palette_lab(palette)
+        self.path = Path(cache_dir) / "lut" / f"{palette.digest}.npy" if cache_dir else None
+        self.lut = self._load() if self.path and self.path.is_file() else np.full(CUBE, UNKNOWN, np.uint8)
+        self.computed_colors = 0      # colours this mapper had to brute-force (0 when the cache knew them all)
+
+    def _load(self) -> np.ndarray:
+        try:
+            lut = np.load(self.path)
+        except (OSError, ValueError) as e:
+            raise EngineError(f"palette lookup table is unreadable ({e})", file=str(self.path), phase=PHASE,
+                              fix="delete the file; it is rebuilt on the next image") from e
+        if lut.shape != (CUBE,) or lut.dtype != np.uint8:
+            raise EngineError(f"palette lookup table has shape {lut.shape} {lut.dtype}", file=str(self.path),
+                              phase=PHASE, fix="delete the file; it is rebuilt on the next image")
+        return lut
+
+    def indices(self, rgb: np.ndarray) -> np.ndarray:
+        """H×W uint8 palette indices of least ΔE2000."""
+        packed = pack_rgb(check_rgb(rgb))
+        out = self.lut[packed]
+        missing = out == UNKNOWN
+        if missing.any():
+            self._fill(packed[missing])
+            out[missing] = self.lut[packed[missing]]
+        return out
+
+    def colors(self, rgb: np.ndarray) -> np.ndarray:
+        """H×W×3 uint8: every pixel replaced by its palette colour."""
+        return self.palette.rgb[self.indices(rgb)]
+
+    def _fill(self, packed: np.ndarray) -> None:
+        # Distinct values through a bitmap: one scatter instead of sorting millions of pixels.
+        seen = np.zeros(CUBE, dtype=bool)
+        seen[packed] = True
+        todo = np.flatnonzero(seen).astype(np.uint32)
+        self.lut[todo] = _nearest_exact(unpack_rgb(todo), self._lab)
+        self.computed_colors += len(todo)
+        self._persist()
+
+    def fill_all(self) -> None:
+        """Compute every colour still unknown (≈1 min per palette on one core), e.g. to warm a cache."""
+        todo = np.flatnonzero(self.lut == UNKNOWN).astype(np.uint32)
+        if len(todo):
+            self.lut[todo] = _nearest_exact(unpack_rgb(todo), self._lab)
+            self.computed_colors += len(todo)
+            self._persist()
+
+    def _persist(self) -> None:
+        if not self.path:
+            return
+        if self.path.is_file():
+            # Another process may have added colours since we loaded: keep theirs too.
+            other = self._load()
+            gap = (self.lut == UNKNOWN) & (other != UNKNOWN)
+            self.lut[gap] = other[gap]
+        with atomic_path(self.path) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, self.lut)
