@@ -47,7 +47,8 @@ def safe_stem(name: str, max_len: int = 40) -> str:
     """A file stem reduced to [a-z0-9_-], safe in paths, URLs, shells and Dagster keys."""
     stem = Path(name).stem
     stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_").lower()
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem)
+    stem = re.sub(r"[-_]{2,}", "-", stem).strip("-_").lower()
     return (stem[:max_len].rstrip("-_") or "image")
 
 

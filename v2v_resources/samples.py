@@ -99,7 +99,7 @@ def _box(mask: np.ndarray) -> list[int]:
     return [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
 
 
-def _scene(rng: np.random.Generator, w: int, h: int, horizon: int) -> np.ndarray:
+def _scene(rng: np.random.Generator, w: int, h: int, horizon: int, paint: np.ndarray) -> np.ndarray:
     img = np.zeros((h, w, 3), np.float32)
     top = np.array([rng.uniform(60, 110), rng.uniform(120, 160), rng.uniform(200, 240)], np.float32)
     low = np.array([rng.uniform(180, 215), rng.uniform(200, 225), rng.uniform(225, 245)], np.float32)
@@ -132,14 +132,16 @@ def _scene(rng: np.random.Generator, w: int, h: int, horizon: int) -> np.ndarray
                     if 0 <= wx and wx + 12 < w:
                         img[wy:wy + 14, wx:wx + 12] = (70, 85, 100)
         x += bw + int(rng.uniform(0, 30))
-    haze = rng.uniform(0.25, 0.45)  # distance washes the skyline towards the sky
+    haze = rng.uniform(0.45, 0.65)  # distance washes the skyline towards the sky
     img[:] = img * (1 - haze) + sky * haze
     # pavement strip, then asphalt with a dashed lane line
     walk = horizon + int(0.05 * h)
     img[horizon:walk] = rng.uniform(150, 185)
-    road = rng.uniform(70, 105)
+    # dark asphalt or light concrete, whichever the paint stands out from (a lot is chosen for the photo)
+    luma = float(paint @ np.array([0.299, 0.587, 0.114], np.float32))
+    road = max((rng.uniform(60, 95), rng.uniform(150, 185)), key=lambda tone: abs(tone - luma))
     t = np.linspace(0, 1, h - walk, dtype=np.float32)[:, None, None]
-    img[walk:] = road * (1 - 0.25 * t) + 0 * t
+    img[walk:] = road * (1 - 0.15 * t)
     lane_y = int(walk + 0.35 * (h - walk))
     for lx in range(int(-rng.uniform(0, 80)), w, 160):
         img[lane_y:lane_y + 6, max(lx, 0):max(lx + 90, 0)] = (215, 215, 205)
@@ -152,7 +154,9 @@ def draw_sample(seed: int, size: tuple[int, int] = (1024, 768)) -> tuple[np.ndar
     w, h = size
     rng = np.random.default_rng(seed)
     horizon = int(h * rng.uniform(0.42, 0.55))
-    img = _scene(rng, w, h, horizon)
+    paint = np.asarray(BODY_COLORS[rng.integers(len(BODY_COLORS))], np.float32)
+    paint = np.clip(paint + rng.uniform(-12, 12, 3), 0, 255)
+    img = _scene(rng, w, h, horizon, paint)
 
     kind = list(BODY_TYPES)[rng.integers(len(BODY_TYPES))]
     c_rear, r_rear, r_front, c_front, cabin_ratio = BODY_TYPES[kind]
@@ -169,15 +173,13 @@ def draw_sample(seed: int, size: tuple[int, int] = (1024, 768)) -> tuple[np.ndar
     shadow = np.zeros((h, w), np.float32)
     cv2.ellipse(shadow, (int(car.x(0.5)), int(ground)), (int(length * 0.52), int(radius * 0.35)),
                 0, 0, 360, 1.0, -1)
-    shadow = cv2.GaussianBlur(shadow, (0, 0), radius * 0.25)[..., None] * 0.55
+    shadow = cv2.GaussianBlur(shadow, (0, 0), radius * 0.25)[..., None] * 0.4
     img *= 1 - shadow
 
     outline = car.poly([(0.01, 0.06), (0.0, 0.45), (0.02, 0.95), (0.10, 1.0), (c_rear, 1.0),
                         (r_rear, 1 + ch), (r_front, 1 + ch), (c_front, 1.0), (0.93, 0.86),
                         (1.0, 0.62), (0.995, 0.08), (0.92, 0.0), (0.08, 0.0)])
     body = _fill((h, w), _chaikin(outline, 4))
-    paint = np.asarray(BODY_COLORS[rng.integers(len(BODY_COLORS))], np.float32)
-    paint = np.clip(paint + rng.uniform(-12, 12, 3), 0, 255)
     # paint shading: lighter towards the shoulder, darker towards the sills
     ys = np.arange(h, dtype=np.float32)[:, None, None]
     shade = np.clip(1.12 - 0.35 * (ys - (car.bottom - car.height)) / car.height, 0.7, 1.15)

@@ -78,7 +78,7 @@ def write_sdxl(base: Path, cn_depth: Path, cn_canny: Path) -> None:
     pipe.save_pretrained(base)
     for folder in (cn_depth, cn_canny):
         cn = ControlNetModel(in_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                             conditioning_embedding_out_channels=(16, 32), **_UNET_COMMON)
+                             conditioning_embedding_out_channels=(8, 16, 16, 32), **_UNET_COMMON)  # x8 like the VAE
         cn.save_pretrained(folder)
 
 

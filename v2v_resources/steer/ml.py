@@ -1,0 +1,132 @@
+"""Phase II on the ml backend: depth + Canny steer SDXL (MultiControlNet, optional style LoRA).
+
+The pipeline is built once per engine object (one batch) and reused for every image. Every attempt is
+checked by segmenting the generated vehicle (the sanitizer's `silhouette`) against the vehicle mask; a
+failed attempt retries with a new seed and stronger control, the best attempt is kept.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import QualityError
+from ..imaging import fit_size, iou, resize_mask
+from ..models.verify import ModelStore, State
+from ..settings import Phase2
+from ..vram import VramManager
+from .base import SteerResult
+from .depth import DepthEstimator
+from .sdxl import load_controlnet_pipeline, load_style_lora
+
+log = logging.getLogger(__name__)
+PHASE = "phase2"
+NAME = "sdxl"
+
+
+def on_background(rgb: np.ndarray, mask: np.ndarray, color: str) -> np.ndarray:
+    """The vehicle pixels kept, everything else the flat background colour."""
+    out = np.empty_like(rgb)
+    out[...] = [int(color[i:i + 2], 16) for i in (1, 3, 5)]     # settings normalised it to #RRGGBB
+    out[mask] = rgb[mask]
+    return out
+
+
+def attempt_weights(cfg: Phase2, attempt: int) -> tuple[float, float]:
+    """Control weights of attempt 0, 1, …: each retry adds `weight_step`, up to the configured caps."""
+    r, c = cfg.iou_retry, cfg.controlnet
+    return (round(min(c.depth_weight + attempt * r.weight_step, r.max_depth_weight), 4),
+            round(min(c.canny_weight + attempt * r.weight_step, r.max_canny_weight), 4))
+
+
+class MlSteerer:
+    backend = "ml"
+
+    def __init__(self, cfg: Phase2, sanitizer, models: ModelStore, vram: VramManager):
+        self.cfg, self.sanitizer, self.vram = cfg, sanitizer, vram
+        self.depth = DepthEstimator(models.require("depth"), vram)
+        sdxl = models.manifest.entry("sdxl")
+        self.pipe = load_controlnet_pipeline(
+            models.require("sdxl"), [models.require("controlnet-depth"), models.require("controlnet-canny")],
+            dtype=vram.dtype, scheduler=cfg.sdxl.scheduler, variant=sdxl.variant,
+            cn_variant=models.manifest.entry("controlnet-depth").variant)
+        self.lora_note = self._load_lora(models)
+        log.info("phase2 style LoRA: %s", self.lora_note)
+        vram.register(NAME, vram.configure_pipeline(self.pipe))
+
+    def _load_lora(self, models: ModelStore) -> str:
+        st = models.status("style-lora")
+        if st.state is State.MISSING:
+            self.lora = False
+            return f"none at {st.path}: base SDXL without a style LoRA"
+        models.require("style-lora")          # unverified or corrupt: refuse with the pull command
+        load_style_lora(self.pipe, st.path, self.cfg.lora.scale)
+        self.lora = True
+        return f"{st.path.name} at scale {self.cfg.lora.scale}"
+
+    @property
+    def prompt(self) -> str:
+        return f"{self.cfg.prompt} {self.cfg.lora_trigger}" if self.lora else self.cfg.prompt
+
+    def controls(self, clean: np.ndarray, mask: np.ndarray, size_wh: tuple[int, int]) -> list[Image.Image]:
+        """[depth, canny] hints of the vehicle alone on the background, at the generation size."""
+        from .edges import canny_edges
+
+        subject = np.asarray(Image.fromarray(on_background(clean, resize_mask(mask, clean.shape[1::-1]),
+                                                           self.cfg.background)).resize(size_wh, Image.LANCZOS))
+        edges = canny_edges(subject, self.cfg.canny)
+        if edges.ndim == 2:
+            edges = np.repeat(edges[:, :, None], 3, axis=2)
+        return [Image.fromarray(self.depth.hint(subject, size_wh)), Image.fromarray(edges)]
+
+    def generate(self, controls: list[Image.Image], size_wh: tuple[int, int], seed: int,
+                 weights: tuple[float, float]) -> np.ndarray:
+        pipe = self.vram.acquire(NAME)
+        s = self.cfg.sdxl
+
+        def call():
+            return pipe(prompt=self.prompt, negative_prompt=self.cfg.negative_prompt, image=controls,
+                        width=size_wh[0], height=size_wh[1], num_inference_steps=s.steps,
+                        guidance_scale=s.guidance_scale, controlnet_conditioning_scale=list(weights),
+                        control_guidance_end=list(self.cfg.controlnet.guidance_end),
+                        generator=torch.Generator("cpu").manual_seed(seed), output_type="np").images[0]
+
+        with torch.inference_mode():
+            img = self.vram.run(call, owner=NAME)
+        return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+    def steer(self, clean: np.ndarray, vehicle_mask: np.ndarray, *, seed: int | None = None) -> SteerResult:
+        t0 = time.perf_counter()
+        r = self.cfg.iou_retry
+        size = fit_size(clean.shape[1], clean.shape[0], self.cfg.generation_long_side, multiple=8)
+        mask = resize_mask(vehicle_mask, size)
+        base_seed = self.cfg.sdxl.seed if seed is None else seed
+        attempts, best, best_iou = [], None, -1.0
+        with self.vram.image():
+            controls = self.controls(clean, vehicle_mask, size)
+            for i in range(r.max_retries + 1):
+                ta = time.perf_counter()
+                weights = attempt_weights(self.cfg, i)
+                img = self.generate(controls, size, base_seed + i, weights)
+                score = iou(self.sanitizer.silhouette(img, mask), mask)
+                attempts.append({"seed": base_seed + i, "depth_weight": weights[0], "canny_weight": weights[1],
+                                 "iou": round(score, 4), "seconds": round(time.perf_counter() - ta, 3)})
+                if score > best_iou:
+                    best, best_iou = img, score
+                if score >= r.iou_threshold:
+                    break
+        passed = best_iou >= r.iou_threshold
+        if not passed and not r.allow_skip_on_failure:
+            raise QualityError(f"silhouette IoU {best_iou:.3f} < {r.iou_threshold} after {len(attempts)} attempts "
+                               f"{attempts}", phase=PHASE,
+                               fix="raise phase2.iou_retry.max_retries or the control weights, or set "
+                                   "phase2.iou_retry.allow_skip_on_failure: true to keep the best attempt")
+        metrics = {"seconds": round(time.perf_counter() - t0, 3), "width": size[0], "height": size[1],
+                   "lora": self.lora_note, "peak_vram_gb": round(self.vram.last_image_peak_gb, 3),
+                   "vram_events": list(self.vram.events)}
+        return SteerResult(illustration=on_background(best, mask, self.cfg.background), mask=mask,
+                           silhouette_iou=round(best_iou, 4), passed=passed, backend=self.backend,
+                           attempts=attempts, metrics=metrics)
