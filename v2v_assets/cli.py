@@ -60,14 +60,20 @@ def cmd_process(args) -> int:
         staged = home.path("photo", key, "source" + src.suffix.lower())
         staged.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, staged)
-        sanitizer = make_sanitizer(settings)
+        engines: dict = {}  # built when first needed, so a bad input fails before any model loads
+
+        def sanitizer():
+            if "sanitizer" not in engines:
+                engines["sanitizer"] = make_sanitizer(settings)
+            return engines["sanitizer"]
+
         chain = [
             lambda: phases.run_photo(home, key, settings),
-            lambda: phases.run_clean_plate(home, key, settings, sanitizer),
-            lambda: phases.run_illustration(home, key, settings, make_steerer(settings, sanitizer)),
+            lambda: phases.run_clean_plate(home, key, settings, sanitizer()),
+            lambda: phases.run_illustration(home, key, settings, make_steerer(settings, sanitizer())),
             lambda: phases.run_palette_raster(home, key, settings, PaletteRasterEngine(
                 settings.phase3, palette, make_upscaler(settings), cache), palette),
-            lambda: phases.run_vector_svg(home, key, settings, Vectorizer(settings.phase4, palette), palette),
+            lambda: phases.run_vector_svg(home, key, settings, Vectorizer(settings.phase4, palette, cache), palette),
         ]
         for step in chain:
             try:

@@ -8,6 +8,7 @@ from .jobs import process_images
 from .palette_raster import palette_raster
 from .photo import photo
 from .resources import ChromaEngine, SanitizerEngine, SteerEngine, V2VConfig, V2VHome, VectorEngine
+from .schedules import nightly_backfill
 from .sensors import inbox_sensor
 from .vector_svg import vector_svg
 
@@ -29,6 +30,7 @@ def build_resources(home_root: str = "", **config) -> dict:
 defs = dg.Definitions(
     assets=PHASE_ASSETS,
     jobs=[process_images],
+    schedules=[nightly_backfill],
     sensors=[
         inbox_sensor,
         # Dagster's automation sensor starts stopped by default; ours runs, so partial batches continue.

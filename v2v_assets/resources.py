@@ -159,4 +159,4 @@ class VectorEngine(_LazyEngine):
     def build(self):
         from v2v_resources.vector.engine import Vectorizer
 
-        return Vectorizer(self.v2v_config.settings.phase4, self.v2v_config.palette_obj)
+        return Vectorizer(self.v2v_config.settings.phase4, self.v2v_config.palette_obj, self.v2v_home.home.cache)

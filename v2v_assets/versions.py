@@ -21,11 +21,12 @@ SECTIONS = {
 
 
 @lru_cache(maxsize=1)
-def _settings() -> Settings:
+def definition_settings() -> Settings:
+    """The settings the definitions are built with ($V2V_CONFIG or configs/default.yaml); runs may override."""
     return load_settings(os.environ.get("V2V_CONFIG") or None)
 
 
 def code_version(asset: str) -> str:
-    payload = {"engine": ENGINE_VERSIONS[asset], **_settings().fingerprint(*SECTIONS[asset])}
+    payload = {"engine": ENGINE_VERSIONS[asset], **definition_settings().fingerprint(*SECTIONS[asset])}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
     return f"{ENGINE_VERSIONS[asset]}-{digest}"

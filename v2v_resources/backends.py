@@ -1,24 +1,98 @@
-"""Choose each phase's engine from its configured backend (auto | ml | lite)."""
+"""Choose each phase's engine from its configured backend (auto | ml | lite).
+
+`auto` uses the ml engine when every required model of the phase verifies (manifest + lock sha256) and the
+lite engine otherwise, logging the reason once per process; `ml` with a missing or corrupt model raises
+`ModelMissingError` naming the file, its expected path and the `v2v models pull` command. Each engine gets
+`.backend` ("ml" | "lite") and `.backend_reason` for metadata.
+"""
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+from .models.manifest import Manifest
+from .models.verify import ModelStore, pull_command
 from .settings import Settings
+from .vram import VramManager
+
+log = logging.getLogger(__name__)
+_logged: set[tuple[str, str]] = set()
 
 
-def make_sanitizer(settings: Settings, models_root: Path | None = None):
+@dataclass(frozen=True)
+class BackendChoice:
+    phase: str
+    backend: str        # "ml" | "lite"
+    reason: str
+
+
+def choose_backend(settings: Settings, phase: str, store: ModelStore) -> BackendChoice:
+    setting = settings.backend(phase)
+    if setting == "lite":
+        return BackendChoice(phase, "lite", "configured: lite")
+    needed = store.manifest.for_phase(phase, required=True)
+    bad = [st for st in (store.status(n) for n in needed) if not st.ok]
+    if setting == "ml":
+        for st in bad:
+            store.require(st.name)          # raises with the file, expected path and pull command
+        return BackendChoice(phase, "ml", "configured: ml, models verified")
+    if not bad:
+        choice = BackendChoice(phase, "ml", "auto: models verified")
+    else:
+        states = ", ".join(f"{st.name} {st.state.value}" for st in bad)
+        choice = BackendChoice(phase, "lite", f"auto: {states} under {store.root}; using lite "
+                                              f"(`{pull_command(' '.join(st.name for st in bad))}` enables ml)")
+    if (phase, choice.reason) not in _logged:
+        _logged.add((phase, choice.reason))
+        log.log(logging.WARNING if bad else logging.INFO, "%s backend: %s", phase, choice.reason)
+    return choice
+
+
+def _tag(engine, choice: BackendChoice):
+    engine.backend_reason = choice.reason
+    return engine
+
+
+def make_sanitizer(settings: Settings, models_root: Path | None = None, *, manifest: Manifest | Path | None = None,
+                   vram: VramManager | None = None):
+    store = ModelStore(models_root, manifest)
+    choice = choose_backend(settings, "phase1", store)
+    if choice.backend == "ml":
+        from .sanitize.ml import MlSanitizer
+
+        return _tag(MlSanitizer(settings.phase1, store, vram or VramManager(settings.hardware)), choice)
     from .sanitize.lite import GrabCutSanitizer
 
-    return GrabCutSanitizer(settings.phase1)
+    return _tag(GrabCutSanitizer(settings.phase1), choice)
 
 
-def make_steerer(settings: Settings, sanitizer, models_root: Path | None = None):
+def make_steerer(settings: Settings, sanitizer, models_root: Path | None = None, *,
+                 manifest: Manifest | Path | None = None, vram: VramManager | None = None):
+    """`sanitizer` gives the silhouettes for the IoU check; an ml one also lends its VRAM manager."""
+    store = ModelStore(models_root, manifest)
+    choice = choose_backend(settings, "phase2", store)
+    if choice.backend == "ml":
+        from .steer.ml import MlSteerer
+
+        vram = vram or getattr(sanitizer, "vram", None) or VramManager(settings.hardware)
+        return _tag(MlSteerer(settings.phase2, sanitizer, store, vram), choice)
     from .steer.lite import FlatteningSteerer
 
-    return FlatteningSteerer(settings.phase2, sanitizer)
+    return _tag(FlatteningSteerer(settings.phase2, sanitizer), choice)
 
 
-def make_upscaler(settings: Settings, models_root: Path | None = None):
+def make_upscaler(settings: Settings, models_root: Path | None = None, *, manifest: Manifest | Path | None = None,
+                  vram: VramManager | None = None):
+    store = ModelStore(models_root, manifest)
+    choice = choose_backend(settings, "phase3", store)
+    if choice.backend == "ml":
+        from .chroma.esrgan import EsrganUpscaler
+
+        vram = vram or VramManager(settings.hardware)
+        p3 = settings.phase3
+        return _tag(EsrganUpscaler(store.require("esrgan"), vram.device, vram.dtype, p3.esrgan_tile,
+                                   p3.esrgan_tile_pad, vram=vram), choice)
     from .chroma.upscale import LanczosUpscaler
 
-    return LanczosUpscaler()
+    return _tag(LanczosUpscaler(), choice)

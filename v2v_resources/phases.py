@@ -193,7 +193,7 @@ def run_palette_raster(home: Home, key: str, settings: Settings, engine, palette
 
 # ---------------------------------------------------------------------------------------------- phase IV
 def run_vector_svg(home: Home, key: str, settings: Settings, vectorizer, palette: Palette) -> PhaseOutcome:
-    from .vector.validate import validate_svg
+    from .vector.safety import validate_svg
 
     t0 = time.perf_counter()
     raster = imaging.load_png(home.path("palette_raster", key, "raster.png"))

@@ -241,6 +241,12 @@ class Phase4(_Strict):
     quality: Phase4Quality
 
 
+class Orchestration(_Strict):
+    max_runtime_s: int = Field(gt=0)
+    nightly_cron: str
+    nightly_max_images: int = Field(ge=1)
+
+
 class Output(_Strict):
     svg: bool
     png_preview: bool
@@ -255,6 +261,7 @@ class Settings(_Strict):
     phase3: Phase3
     phase4: Phase4
     output: Output
+    orchestration: Orchestration
 
     def backend(self, phase: str) -> str:
         return getattr(self, phase).backend

@@ -38,6 +38,10 @@ class EsrganUpscaler:
         else:
             self.model.to(device)
 
+    def release(self) -> None:
+        if self.vram is not None:
+            self.vram.close()
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return self.model(x.to(self.device, self.dtype)).float().clamp_(0, 1).cpu()

@@ -26,15 +26,16 @@ UNKNOWN = 255                 # palettes have at most 64 colours, so 255 is neve
 CHUNK = 1 << 18               # colours per brute-force batch: bounds the float64 temporaries to ~100 MB
 
 
-def pack_rgb(rgb: np.ndarray) -> np.ndarray:
-    """uint8 (..., 3) → uint32 (...) as 0xRRGGBB."""
-    rgb = np.asarray(rgb, dtype=np.uint8)
-    return (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+def pack_rgb(img: np.ndarray) -> np.ndarray:
+    """uint8 (..., 3 or 4) → uint32 (...) key R | G << 8 | B << 16 (alpha ignored): the bytes of an RGBA
+    pixel read as one little-endian word, so packing is one copy rather than shifts of widened channels."""
+    buf = np.zeros(img.shape[:-1] + (4,), dtype=np.uint8)
+    buf[..., :3] = img[..., :3]
+    return buf.view("<u4")[..., 0]
 
 
 def unpack_rgb(packed: np.ndarray) -> np.ndarray:
-    packed = np.asarray(packed, dtype=np.uint32)
-    return np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=-1).astype(np.uint8)
+    return np.ascontiguousarray(packed, dtype="<u4")[..., None].view(np.uint8)[..., :3]
 
 
 def _nearest_exact(colors: np.ndarray, palette_lab: np.ndarray) -> np.ndarray:

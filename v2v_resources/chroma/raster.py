@@ -18,7 +18,7 @@ from ..imaging import fit_size, resize_mask
 from ..palette import Palette
 from ..settings import Phase3
 from .despeckle import OUTSIDE, despeckle, smallest_region
-from .mapping import PaletteMapper, pack_rgb
+from .mapping import CUBE, PaletteMapper, pack_rgb
 from .upscale import FACTOR, Upscaler, check_rgb
 
 PHASE = "III chroma"
@@ -35,11 +35,9 @@ class PaletteRasterResult:
 def palette_indices(rgba: np.ndarray, palette: Palette) -> np.ndarray:
     """H×W uint8 codes of an RGBA raster: the palette index of each opaque pixel, len(palette) for an
     opaque pixel of another colour, OUTSIDE for transparent pixels."""
-    packed = pack_rgb(rgba[..., :3])
-    order = np.argsort(pack_rgb(palette.rgb))
-    sorted_pal = pack_rgb(palette.rgb)[order]
-    pos = np.minimum(np.searchsorted(sorted_pal, packed), len(palette) - 1)
-    codes = np.where(sorted_pal[pos] == packed, order[pos], len(palette)).astype(np.uint8)
+    table = np.full(CUBE, len(palette), dtype=np.uint8)
+    table[pack_rgb(palette.rgb)] = np.arange(len(palette))
+    codes = table[pack_rgb(rgba)]
     codes[rgba[..., 3] == 0] = OUTSIDE
     return codes
 
@@ -103,7 +101,7 @@ class PaletteRasterEngine:
         t3 = time.perf_counter()
 
         raster = self._compose(indices, inside)
-        preview_size = fit_size(*size, self.cfg.preview_long_side)
+        preview_size = fit_size(*size, min(self.cfg.preview_long_side, max(size)))   # never enlarged
         preview = self._compose(_nearest(indices, preview_size), _nearest(inside, preview_size))
         report = palette_report(raster, self.palette)
         metrics.update({

@@ -6,6 +6,7 @@ erasing the car, and the detector thresholds are the configured ones on every at
 from __future__ import annotations
 
 import time
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -49,10 +50,22 @@ class MlSanitizer:
     backend = "ml"
 
     def __init__(self, cfg: Phase1, models: ModelStore, vram: VramManager):
+        """Every model is verified now; each is loaded on first use, so a phase-II step that only needs
+        `silhouette` loads SAM alone."""
         self.cfg, self.vram = cfg, vram
-        self.detector = GroundingDinoDetector(models.require("grounding-dino"), vram)
-        self.segmenter = SamSegmenter(models.require("sam"), vram)
-        self.inpainter = LamaInpainter(models.require("lama"), vram)
+        self._paths = {n: models.require(n) for n in ("grounding-dino", "sam", "lama")}
+
+    @cached_property
+    def detector(self) -> GroundingDinoDetector:
+        return GroundingDinoDetector(self._paths["grounding-dino"], self.vram)
+
+    @cached_property
+    def segmenter(self) -> SamSegmenter:
+        return SamSegmenter(self._paths["sam"], self.vram)
+
+    @cached_property
+    def inpainter(self) -> LamaInpainter:
+        return LamaInpainter(self._paths["lama"], self.vram)
 
     def thresholds(self) -> list[tuple[float, float]]:
         d, r = self.cfg.detector, self.cfg.retry
@@ -128,6 +141,10 @@ class MlSanitizer:
                 erased = grown
                 records.append(_record(parts[i], True))
         return vehicle, erased, records
+
+    def release(self) -> None:
+        """End of the step: every model leaves the device."""
+        self.vram.close()
 
     def silhouette(self, rgb: np.ndarray, hint: np.ndarray) -> np.ndarray:
         """SAM's mask of the vehicle in `rgb`, prompted with the bounding box of `hint` (resized to `rgb`)."""

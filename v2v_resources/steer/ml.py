@@ -57,6 +57,10 @@ class MlSteerer:
         log.info("phase2 style LoRA: %s", self.lora_note)
         vram.register(NAME, vram.configure_pipeline(self.pipe))
 
+    def release(self) -> None:
+        """End of the step: the pipeline (and the sanitizer's SAM, same manager) leave the device."""
+        self.vram.close()
+
     def _load_lora(self, models: ModelStore) -> str:
         st = models.status("style-lora")
         if st.state is State.MISSING:

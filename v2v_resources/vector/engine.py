@@ -44,8 +44,9 @@ class Vectorizer:
             raise BadInputError(f"expected an H×W×4 uint8 raster, got {raster.dtype} {raster.shape}",
                                 phase=PHASE, fix="pass phase III's RGBA palette raster")
         h, w = raster.shape[:2]
-        trace_wh = fit_size(w, h, self.cfg.trace_long_side)
-        # Nearest neighbour keeps the traced pixels palette-exact.
+        # Never trace above the raster's own size: enlarged pixels add time, not detail. Nearest neighbour
+        # keeps the traced pixels palette-exact.
+        trace_wh = fit_size(w, h, min(self.cfg.trace_long_side, max(w, h)))
         traced = raster if trace_wh == (w, h) else np.asarray(
             Image.fromarray(raster).resize(trace_wh, Image.Resampling.NEAREST))
         t0 = time.perf_counter()

@@ -18,7 +18,6 @@ def fidelity(raster_rgba: np.ndarray, rendered_rgba: np.ndarray, mapper: Palette
     union = a | b
     both = a & b
     truth = palette_indices(raster_rgba, mapper.palette)
-    same = np.zeros_like(both)
-    same[both] = mapper.indices(rendered_rgba[..., :3][both][None])[0] == truth[both]
+    same = both & (mapper.indices(rendered_rgba[..., :3]) == truth)
     n = int(union.sum())
     return {"agreement": float(same.sum() / n) if n else 1.0, "silhouette_iou": iou(a, b)}
