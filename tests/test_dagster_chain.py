@@ -37,7 +37,7 @@ def test_batch_of_three_materialises_every_phase(home, instance, sample_dir):
         assert validate_svg(svg.read_text(), palette) == []
         assert Image.open(home.path("vector_svg", key, f"{key}.png")).size[0] == 512
         rec = instance.fetch_materializations(
-            dg.AssetKeyPartitionKey(dg.AssetKey("vector_svg"), key), limit=1).records[0]
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("vector_svg"), asset_partitions=[key]), limit=1).records[0]
         md = rec.asset_materialization.metadata
         assert md["path/svg"].value == str(svg)
         assert md["v2v/agreement"].value >= 0.98

@@ -18,7 +18,7 @@ from . import imaging, quality
 from .errors import BadInputError, QualityError
 from .palette import Palette
 from .settings import Settings
-from .storage import Home, write_bytes_atomic, write_text_atomic
+from .storage import Home, write_text_atomic
 
 ASSETS = ("photo", "clean_plate", "illustration", "palette_raster", "vector_svg")
 
@@ -172,13 +172,11 @@ def run_illustration(home: Home, key: str, settings: Settings, steerer) -> Phase
 
 # ---------------------------------------------------------------------------------------------- phase III
 def run_palette_raster(home: Home, key: str, settings: Settings, engine, palette: Palette) -> PhaseOutcome:
-    from .chroma.raster import palette_report
-
     t0 = time.perf_counter()
     ill = imaging.load_png(home.path("illustration", key, "illustration.png"))
     mask = imaging.load_mask(home.path("illustration", key, "mask.png"))
     res = engine.run(ill, mask)
-    report = palette_report(res.raster, palette)
+    report = {k: res.metrics[k] for k in ("palette_share", "n_colors")}  # measured on the raster by the engine
     files = {"raster": str(imaging.save_png(home.path("palette_raster", key, "raster.png"), res.raster)),
              "preview": str(imaging.save_png(home.path("palette_raster", key, "preview.png"), res.preview))}
     md = {"width": res.raster.shape[1], "height": res.raster.shape[0], "palette": palette.name,

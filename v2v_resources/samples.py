@@ -73,11 +73,11 @@ def _circle(mask_shape: tuple[int, int], center: tuple[float, float], r: float) 
 
 def _paint(img: np.ndarray, mask: np.ndarray, color, soften: bool = True) -> None:
     """Paint `color` (an RGB triple or an H×W×3 array) through `mask`, anti-aliased at its edge."""
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
+    x, y, bw, bh = cv2.boundingRect(mask.view(np.uint8))
+    if bw == 0:
         return
-    y0, y1 = max(ys.min() - 2, 0), min(ys.max() + 3, mask.shape[0])
-    x0, x1 = max(xs.min() - 2, 0), min(xs.max() + 3, mask.shape[1])
+    y0, y1 = max(y - 2, 0), min(y + bh + 2, mask.shape[0])
+    x0, x1 = max(x - 2, 0), min(x + bw + 2, mask.shape[1])
     a = mask[y0:y1, x0:x1].astype(np.float32)
     if soften:
         a = cv2.GaussianBlur(a, (3, 3), 0.7)
@@ -90,8 +90,9 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], font: int, scale: fl
     """Anti-aliased text on the float canvas (cv2.putText only draws on 8-bit images)."""
     ink = np.zeros(img.shape[:2], np.uint8)
     cv2.putText(ink, text, org, font, scale, 255, thickness, cv2.LINE_AA)
-    a = ink.astype(np.float32)[..., None] / 255
-    img[:] = img * (1 - a) + np.asarray(color, np.float32) * a
+    x, y, w, h = cv2.boundingRect(ink)
+    a = ink[y:y + h, x:x + w].astype(np.float32)[..., None] / 255
+    img[y:y + h, x:x + w] = img[y:y + h, x:x + w] * (1 - a) + np.asarray(color, np.float32) * a
 
 
 def _box(mask: np.ndarray) -> list[int]:

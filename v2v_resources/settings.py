@@ -156,6 +156,7 @@ class Phase2Lite(_Strict):
     bilateral_sigma_space: float = Field(gt=0)
     mean_shift_spatial: float = Field(gt=0)
     mean_shift_color: float = Field(gt=0)
+    clusters: int = Field(ge=2, le=64)
     edge_darkening: float = Field(ge=0, le=1)
 
 

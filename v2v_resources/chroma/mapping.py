@@ -3,10 +3,11 @@
 Every pixel gets the palette colour of least ΔE2000, as scikit-image's `rgb2lab` + `deltaE_ciede2000` would
 pick it by brute force (ties go to the lowest index). The brute force is costly (≈3 µs per colour against
 15 palette colours, ≈55 s for a whole 4096² image), so it runs once per distinct RGB value ever seen: the
-answers fill a 16 MB table (one uint8 per 24-bit colour, `UNKNOWN` where not yet computed) that is written
-atomically under `cache_dir/lut/<palette digest>.npy` and shared by every later image, process and run.
+answers fill a 16 MB table (one uint8 per 24-bit colour keyed R | G<<8 | B<<16, `UNKNOWN` where not yet
+computed) that is written atomically under `cache_dir/lut/<palette digest>.npy` and shared by every later
+image, process and run.
 Filling only the colours an image really has is exact by construction — it runs the reference itself on
-them — and costs a fraction of building the whole cube (`fill_all` does that, for warming a cache).
+them — and costs a fraction of building the whole cube.
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ CHUNK = 1 << 18               # colours per brute-force batch: bounds the float6
 def pack_rgb(img: np.ndarray) -> np.ndarray:
     """uint8 (..., 3 or 4) → uint32 (...) key R | G << 8 | B << 16 (alpha ignored): the bytes of an RGBA
     pixel read as one little-endian word, so packing is one copy rather than shifts of widened channels."""
+    if img.shape[-1] == 4 and img.flags.c_contiguous:
+        return img.view("<u4")[..., 0] & 0xFFFFFF
     buf = np.zeros(img.shape[:-1] + (4,), dtype=np.uint8)
     buf[..., :3] = img[..., :3]
     return buf.view("<u4")[..., 0]
@@ -89,10 +92,6 @@ class PaletteMapper:
             out[missing] = self.lut[packed[missing]]
         return out
 
-    def colors(self, rgb: np.ndarray) -> np.ndarray:
-        """H×W×3 uint8: every pixel replaced by its palette colour."""
-        return self.palette.rgb[self.indices(rgb)]
-
     def _fill(self, packed: np.ndarray) -> None:
         # Distinct values through a bitmap: one scatter instead of sorting millions of pixels.
         seen = np.zeros(CUBE, dtype=bool)
@@ -101,14 +100,6 @@ class PaletteMapper:
         self.lut[todo] = _nearest_exact(unpack_rgb(todo), self._lab)
         self.computed_colors += len(todo)
         self._persist()
-
-    def fill_all(self) -> None:
-        """Compute every colour still unknown (≈1 min per palette on one core), e.g. to warm a cache."""
-        todo = np.flatnonzero(self.lut == UNKNOWN).astype(np.uint32)
-        if len(todo):
-            self.lut[todo] = _nearest_exact(unpack_rgb(todo), self._lab)
-            self.computed_colors += len(todo)
-            self._persist()
 
     def _persist(self) -> None:
         if not self.path:

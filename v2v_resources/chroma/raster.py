@@ -107,19 +107,18 @@ class PaletteRasterEngine:
         metrics.update({
             "seconds_upscale": round(t1 - t0, 4), "seconds_map": round(t2 - t1, 4),
             "seconds_despeckle": round(t3 - t2, 4), "output_size": list(size), "preview_size": list(preview_size),
-            "pixels_changed": stats.pixels_changed if stats else 0, "lut_colors_computed": self.mapper.computed_colors,
+            "pixels_changed": stats.pixels_changed if stats else 0,
+            "lut_colors_computed": self.mapper.computed_colors,
             "palette_share": report["palette_share"], "n_colors": report["n_colors"],
             "smallest_region_px": report["smallest_region_px"]})
         return PaletteRasterResult(raster=raster, preview=preview, colors_used=report["colors_used"],
                                    metrics=metrics)
 
     def _compose(self, indices: np.ndarray, inside: np.ndarray) -> np.ndarray:
-        rgba = np.empty(indices.shape + (4,), dtype=np.uint8)
-        rgba[..., :3] = self.palette.rgb[indices]
+        # One gather of whole RGBA words: entry K is the background (a palette colour, or transparent).
+        table = np.zeros((len(self.palette) + 1, 4), dtype=np.uint8)
+        table[:-1, :3], table[:-1, 3] = self.palette.rgb, 255
         if self.background:
-            rgba[~inside, :3] = self.palette.rgb[self.palette.index_of(self.background)]
-            rgba[..., 3] = 255
-        else:
-            rgba[~inside, :3] = 0
-            rgba[..., 3] = np.where(inside, 255, 0)
-        return rgba
+            table[-1] = table[self.palette.index_of(self.background)]
+        words = table.view("<u4")[:, 0][np.where(inside, indices, len(self.palette))]
+        return words[..., None].view(np.uint8)

@@ -1,7 +1,12 @@
 """Phase I without weights: the vehicle silhouette by GrabCut; parts are left untouched.
 
-GrabCut runs on a copy at most `WORK_LONG_SIDE` px long (its cost grows with pixels, its result does not
-improve with them), and the mask is brought back to full size with a smooth edge.
+GrabCut started from "everything inside the frame margin may be the vehicle" learns the background into its
+vehicle colour model and fails on street scenes. So the start is a colour prior instead: each row's own
+background is what the left and right frame margins show on that row (sky gradients, buildings, road
+bands are horizontal), and a pixel that differs from both by more than `ROW_PRIOR_DELTA_E` starts as
+probable vehicle, the rest as probable background. GrabCut then refines both models with the edges.
+It runs on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, the mask does not improve),
+and the mask is cleaned (largest part, closed, holes filled) and brought back to full size smoothly.
 """
 from __future__ import annotations
 
@@ -15,7 +20,9 @@ from ..settings import Phase1
 from .base import SanitizeResult
 
 PHASE = "sanitize"
-WORK_LONG_SIDE = 512
+WORK_LONG_SIDE = 384
+ROW_PRIOR_DELTA_E = 12.0   # Lab distance from a row's margin colours above which a pixel starts as vehicle
+CLOSE_SHARE = 0.03         # closing kernel, share of the long side: bridges thin roofs and pillars
 LITE_NOTE = "lite backend: parts untouched"
 
 
@@ -54,7 +61,7 @@ class GrabCutSanitizer:
                                     fix="pass the alpha channel decoded with the image")
             mask, method = alpha > 127, "alpha"
         else:
-            mask, method = self._segment(rgb, self._frame_labels(rgb.shape[:2])), "grabcut"
+            mask, method = self._segment(rgb, self._frame_labels), "grabcut"
         if not mask.any():
             raise QualityError("no vehicle found: the mask is empty", phase=PHASE,
                                fix="frame the vehicle away from the photo's edges, or use the ml backend")
@@ -72,14 +79,22 @@ class GrabCutSanitizer:
                                 fix="resize the hint to the image (imaging.resize_mask)")
         if not hint.any():
             raise BadInputError("hint mask is empty", phase=PHASE, fix="pass the vehicle mask from phase I")
-        return self._segment(rgb, self._hint_labels(hint))
+        # area resampling keeps every hinted pixel, however thin, in the small copy
+        return self._segment(rgb, lambda small: self._hint_labels(
+            cv2.resize(hint.astype(np.uint8) * 255, small.shape[1::-1], interpolation=cv2.INTER_AREA) > 0))
 
-    def _frame_labels(self, shape: tuple[int, int]) -> np.ndarray:
-        """A band of `frame_margin` round the frame is sure background; the rest may be the vehicle."""
-        h, w = shape
+    def _frame_labels(self, small: np.ndarray) -> np.ndarray:
+        """The `frame_margin` band is sure background; inside, the row colour prior decides the start."""
+        h, w = small.shape[:2]
         my, mx = max(1, round(h * self.cfg.lite.frame_margin)), max(1, round(w * self.cfg.lite.frame_margin))
-        labels = np.full(shape, cv2.GC_BGD, np.uint8)
-        labels[my:h - my, mx:w - mx] = cv2.GC_PR_FGD
+        lab = cv2.cvtColor(small.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+        # each row's margin colours, smoothed over a few rows so a lane mark or a noisy row does not decide
+        sides = [cv2.GaussianBlur(lab[:, cols].mean(axis=1)[:, None], (1, 5), 0)
+                 for cols in (slice(0, mx), slice(w - mx, w))]
+        distance = np.minimum(*(np.linalg.norm(lab - side, axis=2) for side in sides))
+        labels = np.full((h, w), cv2.GC_BGD, np.uint8)
+        inner = distance[my:h - my, mx:w - mx]
+        labels[my:h - my, mx:w - mx] = np.where(inner > ROW_PRIOR_DELTA_E, cv2.GC_PR_FGD, cv2.GC_PR_BGD)
         return labels
 
     @staticmethod
@@ -94,21 +109,28 @@ class GrabCutSanitizer:
         labels[hint] = cv2.GC_PR_FGD
         return labels
 
-    def _segment(self, rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    def _segment(self, rgb: np.ndarray, start_labels) -> np.ndarray:
+        """GrabCut on a small copy from `start_labels(small)`, cleaned and brought back to full size."""
         h, w = rgb.shape[:2]
         scale = min(1.0, WORK_LONG_SIDE / max(h, w))
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-        small_labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST) if scale < 1 else labels.copy()
-        if not (small_labels == cv2.GC_BGD).any() and not (small_labels == cv2.GC_PR_BGD).any():
-            small_labels[0, :] = small_labels[-1, :] = small_labels[:, 0] = small_labels[:, -1] = cv2.GC_BGD
+        small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+        labels = start_labels(small)
+        if not np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).any():
+            return np.zeros((h, w), bool)
+        if not np.isin(labels, (cv2.GC_BGD, cv2.GC_PR_BGD)).any():
+            return np.ones((h, w), bool)  # nothing to learn a background from: the vehicle fills the frame
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        # GrabCut models colour in BGR order; the order does not matter to it, only consistency
-        cv2.grabCut(np.ascontiguousarray(small), small_labels, None, bgd, fgd,
+        cv2.grabCut(np.ascontiguousarray(small), labels, None, bgd, fgd,
                     self.cfg.lite.grabcut_iterations, cv2.GC_INIT_WITH_MASK)
-        fg = (small_labels == cv2.GC_FGD) | (small_labels == cv2.GC_PR_FGD)
-        fg = fill_holes(largest_component(fg))
-        # smooth the staircase of the small mask while bringing it to full size
+        fg = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
+        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+        fg = largest_component(fg)
+        k = 2 * round(CLOSE_SHARE * max(small.shape[:2]) / 2) + 1
+        padded = np.pad(fg.astype(np.uint8), k)  # padding keeps the closing from gluing the mask to the frame
+        fg = cv2.morphologyEx(padded, cv2.MORPH_CLOSE,
+                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))[k:-k, k:-k] > 0
+        fg = fill_holes(fg)
+        # smooth the small mask's staircase while bringing it to full size
         soft = cv2.GaussianBlur(fg.astype(np.float32), (0, 0), 1.0)
-        full = cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
-        return fill_holes(largest_component(full))
+        return largest_component(cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR) > 0.5)

@@ -41,6 +41,13 @@ def _dilate(mask: np.ndarray, px: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), kernel) > 0
 
 
+def _clip_to_box(mask: np.ndarray, box) -> np.ndarray:
+    x1, y1, x2, y2 = int(box[0]), int(box[1]), int(np.ceil(box[2])), int(np.ceil(box[3]))
+    out = np.zeros_like(mask)
+    out[y1:y2, x1:x2] = mask[y1:y2, x1:x2]
+    return out
+
+
 def _record(d: Detection, kept: bool, why: str = "") -> dict:
     return {"label": d.label, "score": round(d.score, 4), "box": [round(v, 1) for v in d.box], "kept": kept,
             "why": why}
@@ -128,7 +135,8 @@ class MlSanitizer:
                 parts.append(d)
                 boxes.append(d.box)
         masks = self.segmenter.masks(rgb, np.array(boxes), multimask=self.cfg.segmenter.multimask)
-        masks = [_dilate(m, self.cfg.segmenter.mask_dilation_px) for m in masks]
+        # a part never reaches beyond its own box (SAM can leak into the body); then grow to cover its rim
+        masks = [_dilate(_clip_to_box(m, d.box), self.cfg.segmenter.mask_dilation_px) for m, d in zip(masks, parts)]
         # smallest parts first, so the largest are the ones dropped when the erased total would exceed the bound
         budget = q.max_erased_share * vehicle.sum()
         erased = np.zeros(vehicle.shape, dtype=bool)

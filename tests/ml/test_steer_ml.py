@@ -1,0 +1,106 @@
+"""Phase II ml engine on tiny SDXL + 2 ControlNets + depth: real loaders, sizes, retries, LoRA, reuse."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("v2v_resources.steer.edges")      # Canny comes from the lite helper's module
+
+from conftest import HAS_PEFT  # noqa: E402
+from v2v_resources.errors import QualityError  # noqa: E402
+from v2v_resources.steer.ml import MlSteerer, attempt_weights, on_background  # noqa: E402
+
+
+def _with(steerer, **iou_retry):
+    """The same engine (same loaded pipeline) under another phase-2 iou_retry config."""
+    cfg = steerer.cfg.model_copy(update={"iou_retry": steerer.cfg.iou_retry.model_copy(update=iou_retry)})
+    twin = object.__new__(MlSteerer)
+    twin.__dict__.update(steerer.__dict__, cfg=cfg)
+    return twin
+
+
+def test_generation_size_controls_and_retries(ml_steerer, car):
+    rgb, mask = car
+    r = ml_steerer.steer(rgb, mask)
+    h, w = r.illustration.shape[:2]
+    assert max(h, w) == 64 and h % 8 == 0 and w % 8 == 0 and r.illustration.dtype == np.uint8
+    assert r.mask.shape == (h, w) and r.backend == "ml"
+    # random weights never reach IoU 0.85: every retry ran, each with a new seed and stronger control
+    assert not r.passed and len(r.attempts) == 3
+    assert [a["seed"] for a in r.attempts] == [42, 43, 44]
+    assert [(a["depth_weight"], a["canny_weight"]) for a in r.attempts] == [(0.6, 0.4), (0.7, 0.5), (0.8, 0.6)]
+    assert r.silhouette_iou == max(a["iou"] for a in r.attempts)
+    bg = np.array([255, 255, 255], np.uint8)               # phase2.background outside the vehicle
+    assert (r.illustration[~r.mask] == bg).all()
+
+
+def test_weights_are_capped():
+    from v2v_resources.settings import load_settings
+
+    cfg = load_settings().phase2
+    assert attempt_weights(cfg, 10) == (cfg.iou_retry.max_depth_weight, cfg.iou_retry.max_canny_weight)
+
+
+def test_failure_raises_unless_skip_allowed_and_pass_stops_early(ml_steerer, car):
+    rgb, mask = car
+    with pytest.raises(QualityError, match="silhouette IoU") as e:
+        _with(ml_steerer, allow_skip_on_failure=False, max_retries=1).steer(rgb, mask)
+    assert "allow_skip_on_failure" in str(e.value)
+    ok = _with(ml_steerer, iou_threshold=0.0).steer(rgb, mask, seed=7)
+    assert ok.passed and len(ok.attempts) == 1 and ok.attempts[0]["seed"] == 7
+
+
+def test_same_seed_same_image_and_pipeline_reused(ml_steerer, car):
+    rgb, mask = car
+    pipe = ml_steerer.pipe
+    a = _with(ml_steerer, iou_threshold=0.0).steer(rgb, mask, seed=3)
+    b = _with(ml_steerer, iou_threshold=0.0).steer(rgb[:, ::-1].copy(), mask[:, ::-1].copy(), seed=3)
+    c = _with(ml_steerer, iou_threshold=0.0).steer(rgb, mask, seed=3)
+    assert ml_steerer.pipe is pipe
+    assert np.array_equal(a.illustration, c.illustration) and not np.array_equal(a.illustration, b.illustration)
+
+
+def test_depth_hint_is_three_channel_full_range(ml_steerer, car):
+    rgb, _ = car
+    d = ml_steerer.depth.hint(rgb, (64, 48))
+    assert d.shape == (48, 64, 3) and d.dtype == np.uint8
+    assert d.min() == 0 and d.max() == 255 and (d[..., 0] == d[..., 2]).all()
+    assert not ml_steerer.depth.metric                     # Depth Anything: near is already bright
+
+
+def test_controls_see_only_the_vehicle(ml_steerer, car):
+    rgb, mask = car
+    noisy = rgb.copy()
+    noisy[~mask] = np.random.default_rng(0).integers(0, 255, ((~mask).sum(), 3))
+    assert np.array_equal(on_background(noisy, mask, "#FFFFFF"), on_background(rgb, mask, "#FFFFFF"))
+    c1, c2 = ml_steerer.controls(noisy, mask, (64, 48)), ml_steerer.controls(rgb, mask, (64, 48))
+    assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(c1, c2))
+
+
+@pytest.mark.skipif(not HAS_PEFT, reason="diffusers needs peft to load a LoRA (not installed)")
+def test_style_lora_is_loaded_under_our_adapter_and_changes_the_image(ml_steerer, car):
+    from v2v_resources.steer.sdxl import LORA_ADAPTER
+
+    rgb, mask = car
+    assert ml_steerer.lora and "style.safetensors" in ml_steerer.lora_note
+    assert ml_steerer.prompt.endswith(ml_steerer.cfg.lora_trigger)
+    assert ml_steerer.pipe.get_active_adapters() == [LORA_ADAPTER]
+    eng = _with(ml_steerer, iou_threshold=0.0)
+    styled = eng.steer(rgb, mask, seed=1).illustration
+    ml_steerer.pipe.set_adapters([LORA_ADAPTER], [0.0])
+    try:
+        plain = eng.steer(rgb, mask, seed=1).illustration
+    finally:
+        ml_steerer.pipe.set_adapters([LORA_ADAPTER], [ml_steerer.cfg.lora.scale])
+    assert not np.array_equal(styled, plain)
+
+
+def test_without_a_lora_it_runs_and_says_so(ml_settings, store, ml_sanitizer, tmp_path):
+    from v2v_resources.models.verify import ModelStore
+
+    m = store.manifest
+    entries = dict(m.models, **{"style-lora": m.entry("style-lora").model_copy(update={"path": "lora/none.st"})})
+    bare = ModelStore(store.root, m.model_copy(update={"models": entries}))
+    eng = MlSteerer(ml_settings.phase2, ml_sanitizer, bare, ml_sanitizer.vram)
+    assert not eng.lora and "without a style LoRA" in eng.lora_note and eng.prompt == ml_settings.phase2.prompt
+
