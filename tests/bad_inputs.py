@@ -71,3 +71,23 @@ def corpus() -> list[tuple[str, bytes, str]]:
         ("photo.webp", _save(photo, "WEBP"), "ok"),
         ("bmp.bmp", _save(photo, "BMP"), "ok"),
     ]
+
+
+def awkward_images() -> list[tuple[str, bytes, str]]:
+    """Image files that decode but are awkward downstream or by name (distinct content from `corpus()`)."""
+    rng = np.random.default_rng(1)
+    h, w = 192, 256
+    sky = np.zeros((h, w, 3), np.uint8)  # a flat sky gradient: no vehicle anywhere
+    sky[..., 0] = np.linspace(90, 200, h, dtype=np.uint8)[:, None]
+    sky[..., 1] = np.linspace(140, 220, h, dtype=np.uint8)[:, None]
+    sky[..., 2] = 250
+    noise = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    wide = np.asarray(_photo(1500, 200))  # 7.5:1, just inside the aspect-ratio limit
+    named = np.asarray(_photo()).copy()
+    named[:8] = 0  # differs from corpus()'s photo so it is not deduplicated against it
+    return [
+        ("my car ü é; $(rm -rf x) & 'q'.jpg", _save(Image.fromarray(named), "JPEG", quality=90), "ok"),
+        ("sky-gradient.png", _save(Image.fromarray(sky), "PNG"), "ok"),
+        ("noise.png", _save(Image.fromarray(noise), "PNG"), "ok"),
+        ("extreme-aspect.jpg", _save(Image.fromarray(wide), "JPEG", quality=90), "ok"),
+    ]

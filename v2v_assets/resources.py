@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
+from enum import Enum
 from typing import Optional
 
 import dagster as dg
 from pydantic import PrivateAttr, field_validator
 
 from v2v_resources.palette import Palette
-from v2v_resources.settings import PRESETS, Settings, load_settings
+from v2v_resources.settings import Settings, load_settings
 from v2v_resources.storage import Home, default_home
 
 
@@ -25,6 +26,18 @@ class V2VHome(dg.ConfigurableResource):
         return Home(Path(self.root).resolve() if self.root else default_home()).ensure()
 
 
+class Preset(str, Enum):
+    conservative = "conservative"
+    balanced = "balanced"
+    aggressive = "aggressive"
+
+
+class Backend(str, Enum):
+    auto = "auto"
+    ml = "ml"
+    lite = "lite"
+
+
 class V2VConfig(dg.ConfigurableResource):
     """The run's settings: configs/default.yaml, then a preset, then these typed overrides.
 
@@ -32,7 +45,7 @@ class V2VConfig(dg.ConfigurableResource):
     refused before the run starts, naming the field."""
 
     config_path: Optional[str] = None
-    preset: Optional[str] = None
+    preset: Optional[Preset] = None
     palette: Optional[str] = None                  # a palette name or "RRGGBB,RRGGBB,…"
     seed: Optional[int] = None
     steps: Optional[int] = None
@@ -40,24 +53,10 @@ class V2VConfig(dg.ConfigurableResource):
     depth_weight: Optional[float] = None
     canny_weight: Optional[float] = None
     allow_skip_on_failure: Optional[bool] = None
-    backend_phase1: Optional[str] = None
-    backend_phase2: Optional[str] = None
-    backend_phase3: Optional[str] = None
+    backend_phase1: Optional[Backend] = None
+    backend_phase2: Optional[Backend] = None
+    backend_phase3: Optional[Backend] = None
     overrides_json: Optional[str] = None           # any other keys, as JSON of the default.yaml layout
-
-    @field_validator("preset")
-    @classmethod
-    def _preset(cls, v):
-        if v is not None and v not in PRESETS:
-            raise ValueError(f"preset must be one of {', '.join(PRESETS)}")
-        return v
-
-    @field_validator("backend_phase1", "backend_phase2", "backend_phase3")
-    @classmethod
-    def _backend(cls, v):
-        if v is not None and v not in ("auto", "ml", "lite"):
-            raise ValueError("backend must be auto, ml or lite")
-        return v
 
     @field_validator("palette")
     @classmethod
@@ -84,7 +83,7 @@ class V2VConfig(dg.ConfigurableResource):
         for phase, b in (("phase1", self.backend_phase1), ("phase2", self.backend_phase2),
                          ("phase3", self.backend_phase3)):
             if b is not None:
-                o.setdefault(phase, {})["backend"] = b
+                o.setdefault(phase, {})["backend"] = Backend(b).value
         if p2:
             from v2v_resources.settings import deep_merge
             o = deep_merge(o, {"phase2": p2})
@@ -95,7 +94,8 @@ class V2VConfig(dg.ConfigurableResource):
 
     @cached_property
     def settings(self) -> Settings:
-        return load_settings(self.config_path, preset=self.preset, overrides=self._overrides())
+        return load_settings(self.config_path, preset=self.preset and Preset(self.preset).value,
+                             overrides=self._overrides())
 
     @cached_property
     def palette_obj(self) -> Palette:

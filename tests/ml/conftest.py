@@ -17,8 +17,8 @@ HAS_PEFT = importlib.util.find_spec("peft") is not None
 
 @pytest.fixture(scope="session")
 def tiny_manifest(tmp_path_factory) -> Path:
-    # the LoRA only where diffusers can load it (peft); its own test is skipped otherwise
-    return write_tiny_models(tmp_path_factory.mktemp("models"), lora=HAS_PEFT)
+    # the LoRA is written only where diffusers can load it (peft); its own test is skipped otherwise
+    return write_tiny_models(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="session")

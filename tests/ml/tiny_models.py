@@ -181,9 +181,15 @@ def _folder_files(folder: Path) -> dict[str, str]:
     return {p.relative_to(folder).as_posix(): _sha(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def write_tiny_models(root: str | Path, *, lora: bool = True) -> Path:
-    """Write every tiny model under `root` and `root/models.yaml`; returns the manifest path."""
+def write_tiny_models(root: str | Path, *, lora: bool | None = None) -> Path:
+    """Write every tiny model under `root` and `root/models.yaml`; returns the manifest path.
+
+    The style LoRA is written only where diffusers can load it (peft importable) unless `lora` says."""
     root = Path(root)
+    if lora is None:
+        import importlib.util
+
+        lora = importlib.util.find_spec("peft") is not None
     root.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     write_grounding_dino(root / "grounding-dino")

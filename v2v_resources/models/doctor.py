@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .verify import ModelStore, State, pull_command
+from .verify import ModelStore, pull_command
 
 MIN_FREE_DISK_GB = 5.0
 

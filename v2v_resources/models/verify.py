@@ -6,7 +6,6 @@ and the `v2v models pull` command.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -15,7 +14,6 @@ from ..errors import ModelMissingError
 from .checksum import Sha256Cache, default_cache_file
 from .manifest import Lock, Manifest, ModelEntry, load_manifest, models_root
 
-log = logging.getLogger(__name__)
 SINGLE = "."          # the lock's key for a single-file model
 
 

@@ -99,8 +99,8 @@ class MlSanitizer:
                    "box_threshold": box_t, "text_threshold": text_t,
                    "vehicle_share": round(float(vehicle.mean()), 4),
                    "erased_share": round(float(erased.sum() / max(vehicle.sum(), 1)), 4),
-                   "parts_erased": sum(d["kept"] for d in detections if d["label"] != "vehicle"),
-                   "parts_dropped": sum(not d["kept"] for d in detections),
+                   "parts_erased": sum(d["kept"] for d in detections[1:]),     # [0] is the vehicle
+                   "parts_dropped": sum(not d["kept"] for d in detections[1:]),
                    "peak_vram_gb": round(self.vram.last_image_peak_gb, 3), "failed_attempts": failures}
         return SanitizeResult(clean=clean, vehicle_mask=vehicle, erased_mask=erased, backend=self.backend,
                               detections=detections, metrics=metrics)

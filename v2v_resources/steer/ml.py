@@ -48,11 +48,10 @@ class MlSteerer:
     def __init__(self, cfg: Phase2, sanitizer, models: ModelStore, vram: VramManager):
         self.cfg, self.sanitizer, self.vram = cfg, sanitizer, vram
         self.depth = DepthEstimator(models.require("depth"), vram)
-        sdxl = models.manifest.entry("sdxl")
-        self.pipe = load_controlnet_pipeline(
-            models.require("sdxl"), [models.require("controlnet-depth"), models.require("controlnet-canny")],
-            dtype=vram.dtype, scheduler=cfg.sdxl.scheduler, variant=sdxl.variant,
-            cn_variant=models.manifest.entry("controlnet-depth").variant)
+        nets = [(models.require(n), models.manifest.entry(n).variant) for n in ("controlnet-depth", "controlnet-canny")]
+        self.pipe = load_controlnet_pipeline(models.require("sdxl"), nets, dtype=vram.dtype,
+                                             scheduler=cfg.sdxl.scheduler,
+                                             variant=models.manifest.entry("sdxl").variant)
         self.lora_note = self._load_lora(models)
         log.info("phase2 style LoRA: %s", self.lora_note)
         vram.register(NAME, vram.configure_pipeline(self.pipe))

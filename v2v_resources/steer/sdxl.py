@@ -19,12 +19,13 @@ def _scheduler(name: str, config):
     return cls.from_config(config)
 
 
-def load_controlnet_pipeline(base: Path, controlnets: list[Path], *, dtype: torch.dtype, scheduler: str,
-                             variant: str | None = None, cn_variant: str | None = None):
+def load_controlnet_pipeline(base: Path, controlnets: list[tuple[Path, str | None]], *, dtype: torch.dtype,
+                             scheduler: str, variant: str | None = None):
+    """`controlnets`: (folder, weight variant) in conditioning order; `variant` is the base model's."""
     from diffusers import ControlNetModel, MultiControlNetModel, StableDiffusionXLControlNetPipeline
 
     common = dict(local_files_only=True, use_safetensors=True)
-    nets = [ControlNetModel.from_pretrained(p, dtype=dtype, variant=cn_variant, **common) for p in controlnets]
+    nets = [ControlNetModel.from_pretrained(p, dtype=dtype, variant=v, **common) for p, v in controlnets]
     pipe = StableDiffusionXLControlNetPipeline.from_pretrained(
         base, controlnet=MultiControlNetModel(nets), dtype=dtype, variant=variant,
         add_watermarker=False, **common)
