@@ -101,6 +101,7 @@ def run_batch(context: dg.AssetExecutionContext, home: Home, upstream: str | Non
                 context.log.error(traceback.format_exc())
                 e = EngineError(f"{type(e).__name__}: {e}", file=key, phase=asset,
                                 fix="report this with the traceback in the run log")
+            e.file = e.file or key
             failures[key] = info = record_failure(home, asset, key, e, context.run_id)
             context.log.error(e.one_line())
             yield from _failed_check_evaluations(context, key, check_names, info)

@@ -50,7 +50,7 @@ def choose_backend(settings: Settings, phase: str, store: ModelStore) -> Backend
 
 
 def _tag(engine, choice: BackendChoice):
-    engine.backend_reason = choice.reason
+    engine.backend, engine.backend_reason = choice.backend, choice.reason
     return engine
 
 

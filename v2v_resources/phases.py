@@ -146,7 +146,8 @@ def run_clean_plate(home: Home, key: str, settings: Settings, sanitizer) -> Phas
              "erased_mask": str(imaging.save_mask(home.path("clean_plate", key, "erased_mask.png"),
                                                   res.erased_mask))}
     md = {"vehicle_area": area, "erased_share": erased, "silhouette_iou": sil_iou,
-          "detections": len(res.detections), **_numbers(res.metrics)}
+          "detections": len(res.detections), "backend_reason": getattr(sanitizer, "backend_reason", ""),
+          **_numbers(res.metrics)}
     checks = quality.clean_plate_checks(settings, area, erased, sil_iou)
     out = PhaseOutcome(key, "clean_plate", res.backend, time.perf_counter() - t0, files, md, checks,
                        _thumb(res.clean), {"detections": res.detections})
@@ -163,7 +164,8 @@ def run_illustration(home: Home, key: str, settings: Settings, steerer) -> Phase
                                                   res.illustration)),
              "mask": str(imaging.save_mask(home.path("illustration", key, "mask.png"), res.mask))}
     md = {"silhouette_iou": res.silhouette_iou, "attempts": len(res.attempts),
-          "width": res.illustration.shape[1], "height": res.illustration.shape[0], **_numbers(res.metrics)}
+          "width": res.illustration.shape[1], "height": res.illustration.shape[0],
+          "backend_reason": getattr(steerer, "backend_reason", ""), **_numbers(res.metrics)}
     out = PhaseOutcome(key, "illustration", res.backend, time.perf_counter() - t0, files, md,
                        quality.illustration_checks(settings, res.silhouette_iou),
                        _thumb(res.illustration), {"attempts": res.attempts})
@@ -181,8 +183,8 @@ def run_palette_raster(home: Home, key: str, settings: Settings, engine, palette
              "preview": str(imaging.save_png(home.path("palette_raster", key, "preview.png"), res.preview))}
     md = {"width": res.raster.shape[1], "height": res.raster.shape[0], "palette": palette.name,
           "colors_used": len(res.colors_used), "palette_share": report["palette_share"],
-          **_numbers(res.metrics)}
-    out = PhaseOutcome(key, "palette_raster", getattr(engine, "backend", "lite"), time.perf_counter() - t0,
+          "backend_reason": getattr(engine.upscaler, "backend_reason", ""), **_numbers(res.metrics)}
+    out = PhaseOutcome(key, "palette_raster", getattr(engine.upscaler, "backend", "lite"), time.perf_counter() - t0,
                        files, md, quality.palette_checks(report, len(palette)),
                        _thumb(res.preview), {"colors_used": list(res.colors_used),
                                              "palette_colors": list(palette.colors)})

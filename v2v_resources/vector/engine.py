@@ -72,7 +72,8 @@ class Vectorizer:
             raise EngineError(f"the SVG fails validation: {'; '.join(problems[:5])}", phase=PHASE,
                               fix="report this; vtracer output or the post-processing changed")
         t2 = time.perf_counter()
-        preview = render_svg(svg, fit_size(w, h, self.cfg.preview_long_side)[0])
+        # Crisp edges: the preview, like the raster, holds only palette colours (no blended edge pixels).
+        preview = render_svg(svg, fit_size(w, h, self.cfg.preview_long_side)[0], antialias=False)
         t3 = time.perf_counter()
         # Agreement judges the traced fills; strokes cover boundaries on purpose, so their cost is reported
         # beside it (agreement_with_strokes) rather than failing every stroked SVG.
