@@ -96,6 +96,9 @@ def test_sigkill_mid_batch_then_rerun(home, tmp_path, sample_dir):
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         keys = instance.get_dynamic_partitions("images")
         assert len(keys) == 4
+        statuses = sorted(r.status.value for r in instance.get_runs())
+        assert statuses == ["FAILURE", "SUCCESS"], statuses  # the killed run was reaped, not left STARTED
+        assert not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
         for asset in ASSETS:
             assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(keys), asset
     for key in keys:

@@ -23,7 +23,7 @@ import dagster as dg
 from v2v_resources.errors import EngineError, TransientError, V2VError
 from v2v_resources.quality import CHECKS
 from v2v_resources.phases import PhaseOutcome, is_done, record_failure, thumbnail_markdown
-from v2v_resources.storage import Home
+from v2v_resources.storage import Home, remove_orphan_temps
 
 CODE_VERSION_TAG = "dagster/code_version"
 TRANSIENT_RETRIES = 2
@@ -91,6 +91,7 @@ def run_batch(context: dg.AssetExecutionContext, home: Home, upstream: str | Non
     failures: dict[str, dict] = {}
     t0 = time.perf_counter()
     for key in keys:
+        remove_orphan_temps(home.asset_dir(asset, key))  # left by a writer of a killed run on this key
         try:
             if upstream and not is_done(home, upstream, key):
                 raise V2VError(f"upstream `{upstream}` is not materialised for this image",

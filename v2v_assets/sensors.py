@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 
 import dagster as dg
+from dagster._core.launcher import DefaultRunLauncher
 
 from v2v_resources import intake
 
@@ -23,10 +25,40 @@ def batch_run_requests(keys: list[str], max_batch: int, reason: str = "inbox") -
             for c in chunks]
 
 
+def reap_dead_local_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Runs whose worker process on this host was killed (SIGKILL, OOM killer, reboot) stay STARTED and keep
+    their `gpu` slot forever: the DefaultRunLauncher cannot report dead workers to run monitoring. Mark them
+    failed and free their slots, so the next batch does not wait on a dead run. Returns their ids."""
+    if not isinstance(instance.run_launcher, DefaultRunLauncher):
+        return []  # container launchers report dead workers to run monitoring themselves
+    reaped = []
+    for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+        starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_START)
+        pid = starts[0].dagster_event.pid if starts and starts[0].dagster_event else None
+        if pid is None or _alive(pid):
+            continue
+        instance.report_run_failed(run, f"run worker (pid {pid}) is gone; its slots are freed")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        reaped.append(run.run_id)
+    return reaped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
 @dg.sensor(job=process_images, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Watches $V2V_HOME/inbox: adds a partition per new image and requests one batch run.")
 def inbox_sensor(context: dg.SensorEvaluationContext, v2v_home: V2VHome, v2v_config: V2VConfig):
     home, cfg = v2v_home.home, v2v_config.settings.intake
+    for run_id in reap_dead_local_runs(context.instance):
+        context.log.warning(f"run {run_id} lost its worker process: marked failed, gpu slot freed")
     cursor = json.loads(context.cursor) if context.cursor else {}
     scan = intake.scan_inbox(home, cursor.get("waiting", {}), extensions=cfg.extensions,
                              settle_s=cfg.settle_seconds, limit=cfg.scan_limit)

@@ -64,6 +64,8 @@ def _not_image_reason(path: Path, extensions: list[str]) -> str | None:
             im.size  # header only: full decoding (and its errors) belongs to the photo asset
     except UnidentifiedImageError:
         return "contents are not a recognised image format"
+    except Image.DecompressionBombError:
+        return "decompression bomb: the header claims far more pixels than any photo"
     except Exception as e:
         return f"unreadable image header ({type(e).__name__})"
     return None
