@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
 
-.PHONY: install demo test ui bench clean
+.PHONY: install demo test ui bench bench-burst clean
 
 install: $(STAMP)
 
@@ -35,3 +35,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(V2V_HOME) .pytest_cache
+
+bench-burst: $(STAMP)
+	$(BIN)/python bench/burst.py

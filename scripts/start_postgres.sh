@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Start a throwaway PostgreSQL on 127.0.0.1 for `make test-postgres` and print its URL on the last line.
+#   scripts/start_postgres.sh [DATA_DIR] [PORT]      (stop: pg_ctl -D DATA_DIR stop)
+# Installs Debian's postgresql if no initdb is found; runs the server as a non-root user when called as root.
+set -euo pipefail
+DATA=${1:-${TMPDIR:-/tmp}/v2v-pg}
+PORT=${2:-55432}
+DB=dagster
+
+find_bin() {
+  command -v "$1" 2>/dev/null || ls /usr/lib/postgresql/*/bin/"$1" 2>/dev/null | sort -V | tail -1
+}
+if [ -z "$(find_bin initdb)" ]; then
+  [ "$(id -u)" = 0 ] || { echo "postgresql is not installed; run: sudo apt-get install -y postgresql" >&2; exit 1; }
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+INITDB=$(find_bin initdb); PG_CTL=$(find_bin pg_ctl); PSQL=$(find_bin psql)
+
+# PostgreSQL refuses to run as root: use (or create) an unprivileged user that owns the data folder.
+RUN_AS=()
+if [ "$(id -u)" = 0 ]; then
+  id v2vpg >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin v2vpg
+  mkdir -p "$DATA"; chown v2vpg "$DATA"
+  RUN_AS=(runuser -u v2vpg --)
+fi
+if [ ! -f "$DATA/PG_VERSION" ]; then
+  "${RUN_AS[@]}" "$INITDB" -D "$DATA" -U postgres --auth=trust -E UTF8 >/dev/null
+fi
+if ! "${RUN_AS[@]}" "$PG_CTL" -D "$DATA" status >/dev/null 2>&1; then
+  "${RUN_AS[@]}" "$PG_CTL" -D "$DATA" -l "$DATA/server.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DATA -c max_connections=200" start >/dev/null
+fi
+if ! "$PSQL" -h 127.0.0.1 -p "$PORT" -U postgres -tAc "select 1 from pg_database where datname='$DB'" | grep -q 1; then
+  "$PSQL" -h 127.0.0.1 -p "$PORT" -U postgres -qc "create database $DB"
+fi
+echo "postgresql://postgres@127.0.0.1:$PORT/$DB"
