@@ -80,20 +80,26 @@ def scan_inbox(home: Home, previous: dict[str, list[int]], *, extensions: list[s
         entries = list(os.scandir(home.inbox))
     except FileNotFoundError:
         return scan
-    entries = [e for e in entries if not e.name.startswith(".") and not e.name.endswith(".part")]
-    entries.sort(key=lambda e: (e.stat(follow_symlinks=False).st_mtime_ns, e.name))
-    for entry in entries[:limit]:
-        path = Path(entry.path)
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except FileNotFoundError:  # deleted between listing and stat
+    listed = []
+    for entry in entries:
+        if entry.name.startswith(".") or entry.name.endswith(".part"):
             continue
+        try:
+            listed.append((entry.stat(follow_symlinks=False), entry))
+        except FileNotFoundError:  # deleted between listing and stat: its owner took it back
+            continue
+    listed.sort(key=lambda se: (se[0].st_mtime_ns, se[1].name))
+    for st, entry in listed[:limit]:
+        path = Path(entry.path)
         sig = [st.st_size, st.st_mtime_ns]
         stable = previous.get(entry.name) == sig or (now - st.st_mtime) >= settle_s
         if not stable:
             scan.waiting[entry.name] = sig
             continue
-        reason = _not_image_reason(path, extensions)
+        try:
+            reason = _not_image_reason(path, extensions)
+        except FileNotFoundError:  # deleted while we looked at it
+            continue
         if reason:
             try:
                 quarantine(home, path, reason)

@@ -66,9 +66,9 @@ def test_choice_for_a_corrupt_model(tiny_root, tiny_manifest, tmp_path):
 
     root = tmp_path / "vol"
     shutil.copytree(tiny_root, root)
-    (root / "lama" / "big-lama.pt").write_bytes(b"not torchscript")
+    (root / "lama" / "big-lama.safetensors").write_bytes(b"not safetensors")
     store = ModelStore(root, root / "models.yaml")
     auto = backends.choose_backend(settings_with(phase1="auto"), "phase1", store)
     assert auto.backend == "lite" and "lama corrupt" in auto.reason
-    with pytest.raises(ModelMissingError, match="corrupt.*big-lama.pt"):
+    with pytest.raises(ModelMissingError, match="corrupt.*big-lama.safetensors"):
         backends.choose_backend(settings_with(phase1="ml"), "phase1", store)

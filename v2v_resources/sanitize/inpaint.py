@@ -1,4 +1,7 @@
-"""Fill masked pixels with LaMa (the big-lama TorchScript export), at a bounded working size."""
+"""Fill masked pixels with LaMa at a bounded working size.
+
+The weights are read by spandrel (from the big-lama TorchScript export, .pth or .safetensors) into its own
+eager copy of the architecture: no TorchScript graph from the file is ever run."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import EngineError
 from ..vram import VramManager
 
 NAME = "lama"
@@ -15,9 +19,19 @@ MODULO = 8          # LaMa's encoder downsamples x8; other sizes are padded
 
 class LamaInpainter:
     def __init__(self, path: Path, vram: VramManager):
+        from spandrel import MaskedImageModelDescriptor, ModelLoader
+
         self.vram = vram
+        try:
+            desc = ModelLoader(device="cpu").load_from_file(str(path))
+        except Exception as e:    # spandrel raises several types for files it cannot recognise
+            raise EngineError(f"not a loadable LaMa: {e}", file=str(path), phase="phase1",
+                              fix="point the manifest's lama entry at big-lama.pt (or its .safetensors)") from e
+        if not isinstance(desc, MaskedImageModelDescriptor):
+            raise EngineError(f"{desc.architecture.name} is not an inpainting model", file=str(path),
+                              phase="phase1", fix="point the manifest's lama entry at big-lama.pt")
         # fp32: LaMa's Fourier convolutions need power-of-two sizes for half-precision FFT
-        vram.register(NAME, torch.jit.load(str(path), map_location="cpu").eval())
+        vram.register(NAME, desc.model.eval())
 
     def inpaint(self, rgb: np.ndarray, mask: np.ndarray, *, resize_limit: int) -> np.ndarray:
         """`rgb` with the `mask` pixels replaced by LaMa's fill; every other pixel is kept exactly."""
