@@ -41,6 +41,7 @@ class Hardware(_Strict):
     reserve_vram_gb: float = Field(ge=0)
     attention: Literal["sdpa", "xformers"]
     enable_attention_slicing: bool
+    compile: bool
     cpu_threads: int | None = Field(gt=0)
 
 
@@ -121,6 +122,7 @@ class Sdxl(_Strict):
     scheduler: Literal["unipc", "euler", "dpmpp"]
     seed: int = Field(ge=0)
     batch_size: int = Field(ge=1, le=16)
+    skip_finished_controlnets: bool
 
 
 class ControlNet(_Strict):

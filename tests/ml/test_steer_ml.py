@@ -104,3 +104,39 @@ def test_without_a_lora_it_runs_and_says_so(ml_settings, store, ml_sanitizer, tm
     eng = MlSteerer(ml_settings.phase2, ml_sanitizer, bare, ml_sanitizer.vram)
     assert not eng.lora and "without a style LoRA" in eng.lora_note and eng.prompt == ml_settings.phase2.prompt
 
+
+
+def test_finished_controlnets_are_skipped_with_the_same_image(ml_settings, store, ml_sanitizer, car):
+    """diffusers runs the canny net at scale 0 after its guidance end; the gated MultiControlNet does not run
+    it at all and yields the same image."""
+    rgb, mask = car
+    cfg = ml_settings.phase2.model_copy(update={
+        "controlnet": ml_settings.phase2.controlnet.model_copy(update={"guidance_end": [1.0, 0.5]}),
+        "sdxl": ml_settings.phase2.sdxl.model_copy(update={"steps": 4, "skip_finished_controlnets": False})})
+    from v2v_resources.vram import VramManager
+
+    plain = MlSteerer(cfg, ml_sanitizer, store, VramManager(ml_settings.hardware))
+    gated_cfg = cfg.model_copy(update={"sdxl": cfg.sdxl.model_copy(update={"skip_finished_controlnets": True})})
+    gated = MlSteerer(gated_cfg, ml_sanitizer, store, VramManager(ml_settings.hardware))
+    calls = {"plain": [0, 0], "gated": [0, 0]}
+    for name, eng in (("plain", plain), ("gated", gated)):
+        for i, net in enumerate(eng.pipe.controlnet.nets):
+            net.register_forward_hook(lambda *_, n=name, i=i: calls[n].__setitem__(i, calls[n][i] + 1))
+    a = _with(plain, iou_threshold=0.0).steer(rgb, mask, seed=5)
+    b = _with(gated, iou_threshold=0.0).steer(rgb, mask, seed=5)
+    assert calls["plain"] == [4, 4] and calls["gated"] == [4, 2]     # canny off for the last half of 4 steps
+    assert np.abs(a.illustration.astype(int) - b.illustration.astype(int)).max() <= 1
+
+
+def test_prompt_is_encoded_once_per_engine(ml_settings, store, ml_sanitizer, car):
+    from v2v_resources.vram import VramManager
+
+    rgb, mask = car
+    cfg = ml_settings.phase2.model_copy(update={
+        "iou_retry": ml_settings.phase2.iou_retry.model_copy(update={"iou_threshold": 1.0, "max_retries": 1})})
+    eng = MlSteerer(cfg, ml_sanitizer, store, VramManager(ml_settings.hardware))
+    calls = []
+    eng.pipe.text_encoder_2.register_forward_hook(lambda *_: calls.append(1))
+    first, second = eng.steer(rgb, mask), eng.steer(rgb[:, ::-1].copy(), mask[:, ::-1].copy())
+    assert len(first.attempts) == len(second.attempts) == 2
+    assert len(calls) == 2          # prompt + negative once, for 2 images x 2 attempts

@@ -20,7 +20,7 @@ from ..settings import Phase2
 from ..vram import VramManager
 from .base import SteerResult
 from .depth import DepthEstimator
-from .sdxl import load_controlnet_pipeline, load_style_lora
+from .sdxl import compile_denoiser, load_controlnet_pipeline, load_style_lora
 
 log = logging.getLogger(__name__)
 PHASE = "phase2"
@@ -51,10 +51,14 @@ class MlSteerer:
         nets = [(models.require(n), models.manifest.entry(n).variant) for n in ("controlnet-depth", "controlnet-canny")]
         self.pipe = load_controlnet_pipeline(models.require("sdxl"), nets, dtype=vram.dtype,
                                              scheduler=cfg.sdxl.scheduler,
-                                             variant=models.manifest.entry("sdxl").variant)
+                                             variant=models.manifest.entry("sdxl").variant,
+                                             skip_finished=cfg.sdxl.skip_finished_controlnets)
         self.lora_note = self._load_lora(models)
         log.info("phase2 style LoRA: %s", self.lora_note)
         vram.register(NAME, vram.configure_pipeline(self.pipe))
+        if vram.hardware.compile:
+            compile_denoiser(self.pipe)
+        self._embeds: dict | None = None
 
     def release(self) -> None:
         """End of the step: the pipeline (and the sanitizer's SAM, same manager) leave the device."""
@@ -85,13 +89,25 @@ class MlSteerer:
             edges = np.repeat(edges[:, :, None], 3, axis=2)
         return [Image.fromarray(self.depth.hint(subject, size_wh)), Image.fromarray(edges)]
 
+    def embeddings(self, pipe) -> dict:
+        """The prompt pair, encoded once per engine: every attempt of every image of the batch reuses it."""
+        if self._embeds is None:
+            with torch.inference_mode():
+                pe, npe, pooled, npooled = pipe.encode_prompt(
+                    prompt=self.prompt, negative_prompt=self.cfg.negative_prompt, device=self.vram.device,
+                    do_classifier_free_guidance=self.cfg.sdxl.guidance_scale > 1)
+            self._embeds = {"prompt_embeds": pe, "negative_prompt_embeds": npe, "pooled_prompt_embeds": pooled,
+                            "negative_pooled_prompt_embeds": npooled}
+        return self._embeds
+
     def generate(self, controls: list[Image.Image], size_wh: tuple[int, int], seed: int,
                  weights: tuple[float, float]) -> np.ndarray:
         pipe = self.vram.acquire(NAME)
         s = self.cfg.sdxl
+        embeds = self.embeddings(pipe)
 
         def call():
-            return pipe(prompt=self.prompt, negative_prompt=self.cfg.negative_prompt, image=controls,
+            return pipe(**embeds, image=controls,
                         width=size_wh[0], height=size_wh[1], num_inference_steps=s.steps,
                         guidance_scale=s.guidance_scale, controlnet_conditioning_scale=list(weights),
                         control_guidance_end=list(self.cfg.controlnet.guidance_end),
