@@ -73,6 +73,7 @@ class Detector(_Strict):
     vehicle_prompt: str
     part_prompts: list[str]
     max_part_share: float = Field(gt=0, le=1)
+    max_parts: int = Field(ge=0, le=100)
 
 
 class Segmenter(_Strict):

@@ -98,3 +98,17 @@ def test_parts_are_masked_dilated_bounded_and_inpainted(store, car):
     assert any("max_erased_share" in d["why"] for d in r.detections)      # the bound dropped a part
     changed = (r.clean != rgb).any(axis=2)
     assert changed.any() and not (changed & ~r.erased_mask).any()
+
+
+def test_only_the_best_max_parts_are_segmented(store, car):
+    from v2v_resources.vram import VramManager
+
+    rgb, mask = car
+    s = load_settings(overrides={"hardware": {"device": "cpu"}, "phase1": {
+        "detector": {"box_threshold": 0.0, "text_threshold": 0.0, "max_part_share": 1.0, "max_parts": 3},
+        "quality": {"min_vehicle_area": 0.0, "max_erased_share": 1.0}}})
+    r = MlSanitizer(s.phase1, store, VramManager(s.hardware)).sanitize(rgb, alpha=mask.astype(np.uint8) * 255)
+    parts = r.detections[1:]
+    capped = [d for d in parts if d["why"] == "beyond max_parts 3"]
+    assert len(parts) == 20 and len(capped) == 20 - 3                   # all 20 queries pass threshold 0
+    assert min(d["score"] for d in parts if d not in capped) >= max(d["score"] for d in capped)

@@ -126,7 +126,9 @@ class MlSanitizer:
         vbox_area = max((vbox[2] - vbox[0]) * (vbox[3] - vbox[1]), 1.0)
         parts, boxes = [], []
         for d in self.detector.detect(rgb, det.part_prompts, box_threshold=box_t, text_threshold=text_t):
-            if not _intersects(d.box, vbox):
+            if len(parts) == det.max_parts:      # detections come best score first
+                records.append(_record(d, False, f"beyond max_parts {det.max_parts}"))
+            elif not _intersects(d.box, vbox):
                 records.append(_record(d, False, "outside the vehicle"))
             elif d.area > det.max_part_share * vbox_area:
                 records.append(_record(d, False, f"box is {d.area / vbox_area:.0%} of the vehicle box "
