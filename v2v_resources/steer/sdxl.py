@@ -78,12 +78,16 @@ def compile_denoiser(pipe) -> None:
 
 
 def load_style_lora(pipe, path: Path, scale: float) -> None:
-    """Load a LoRA under our own adapter name and activate exactly that name (the reference asked for
-    'default' while diffusers had named it 'default_0')."""
+    """Load a LoRA under our own adapter name (the reference asked for 'default' while diffusers had named it
+    'default_0') and fuse exactly that adapter into the weights at `scale`.
+
+    The scale is fixed for an engine's life, so fusing loses nothing; unfused, every attention projection
+    runs two extra small matmuls per step (measurable on a GPU) and a compiled graph carries them too."""
     try:
         pipe.load_lora_weights(str(path), adapter_name=LORA_ADAPTER)
     except ValueError as e:
         fix = "install peft (diffusers needs it for LoRA)" if "PEFT" in str(e) else \
             "use an SDXL LoRA in diffusers or kohya format, or remove the file to run without it"
         raise EngineError(f"style LoRA not loadable: {e}", file=str(path), phase=PHASE, fix=fix) from e
-    pipe.set_adapters([LORA_ADAPTER], [scale])
+    pipe.fuse_lora(lora_scale=scale, adapter_names=[LORA_ADAPTER])
+    pipe.unload_lora_weights()     # the fused weights stay; the LoRA layers go
