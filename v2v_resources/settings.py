@@ -42,6 +42,7 @@ class Hardware(_Strict):
     attention: Literal["sdpa", "xformers"]
     enable_attention_slicing: bool
     compile: bool
+    tf32: bool
     cpu_threads: int | None = Field(gt=0)
 
 

@@ -112,3 +112,20 @@ def test_only_the_best_max_parts_are_segmented(store, car):
     capped = [d for d in parts if d["why"] == "beyond max_parts 3"]
     assert len(parts) == 20 and len(capped) == 20 - 3                   # all 20 queries pass threshold 0
     assert min(d["score"] for d in parts if d not in capped) >= max(d["score"] for d in capped)
+
+
+def test_sam_embeds_each_image_once(ml_sanitizer, car):
+    """The vehicle box and then the part boxes are prompts on one image: SAM's encoder runs once for both."""
+    rgb, _ = car
+    calls = []
+    ml_sanitizer.segmenter                      # loaded (and registered) on first use
+    sam = ml_sanitizer.vram.acquire("sam")
+    hook = sam.image_encoder.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        first = ml_sanitizer.segmenter.masks(rgb, np.array([[10, 10, 60, 60]]))
+        again = ml_sanitizer.segmenter.masks(rgb, np.array([[10, 10, 60, 60], [20, 30, 90, 80]]))
+        ml_sanitizer.segmenter.masks(rgb[:, ::-1].copy(), np.array([[10, 10, 60, 60]]))
+    finally:
+        hook.remove()
+    assert len(calls) == 2                      # the second call reused the first image's embedding
+    assert np.array_equal(first[0], again[0])

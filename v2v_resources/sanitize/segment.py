@@ -1,6 +1,7 @@
 """Box-prompted masks with segment_anything's SamPredictor (RGB input, boxes through its own transform)."""
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import partial
 from pathlib import Path
@@ -64,11 +65,23 @@ class SamSegmenter:
         self.vram = vram
         sd = torch.load(path, map_location="cpu", weights_only=True)
         vram.register(NAME, sam_from_state_dict(sd))
+        self._predictor, self._embedded = None, None      # the last image's embedding, reused for its boxes
+
+    def _predictor_for(self, sam, rgb: np.ndarray):
+        """A predictor holding `rgb`'s embedding: the vehicle and then its parts are boxes on one image, and
+        the ViT-H encoder is the expensive half of SAM."""
+        from segment_anything import SamPredictor
+
+        key = (rgb.shape, hashlib.blake2b(np.ascontiguousarray(rgb).data, digest_size=16).digest(),
+               next(sam.parameters()).device)      # moved by the VRAM manager: the embedding must follow
+        if self._predictor is None or self._predictor.model is not sam or self._embedded != key:
+            self._predictor, self._embedded = SamPredictor(sam), None
+            self._predictor.set_image(np.ascontiguousarray(rgb), image_format="RGB")
+            self._embedded = key
+        return self._predictor
 
     def masks(self, rgb: np.ndarray, boxes: np.ndarray, *, multimask: bool = True) -> np.ndarray:
         """One bool H×W mask per box (N×H×W): of SAM's candidates, the one it scores best."""
-        from segment_anything import SamPredictor
-
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         if len(boxes) == 0:
             return np.zeros((0, *rgb.shape[:2]), dtype=bool)
@@ -76,9 +89,8 @@ class SamSegmenter:
         half = self.vram.is_cuda and self.vram.dtype != torch.float32
 
         def predict():
-            predictor = SamPredictor(sam)
             with torch.inference_mode(), torch.autocast("cuda", dtype=self.vram.dtype, enabled=half):
-                predictor.set_image(np.ascontiguousarray(rgb), image_format="RGB")
+                predictor = self._predictor_for(sam, rgb)
                 tb = predictor.transform.apply_boxes_torch(torch.as_tensor(boxes, device=predictor.device),
                                                            rgb.shape[:2])
                 masks, scores, _ = predictor.predict_torch(point_coords=None, point_labels=None, boxes=tb,
