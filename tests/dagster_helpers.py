@@ -4,12 +4,15 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 
 from v2v_assets.definitions import PHASE_ASSETS, build_resources, defs
 from v2v_assets.sensors import RANGE_END, RANGE_START, inbox_sensor
+
+LOCATION = "v2v"  # the code location's name in workspace.yaml
 
 
 def drop(home, src: Path, name: str | None = None, age_s: float = 60.0) -> Path:
@@ -55,3 +58,18 @@ def check_results(result, asset: str) -> dict[tuple[str, str], bool]:
 FAST = ('{"intake": {"working_long_side": 512}, "phase2": {"generation_long_side": 512},'
         ' "phase3": {"output_long_side": 1024, "preview_long_side": 512},'
         ' "phase4": {"trace_long_side": 1024, "preview_long_side": 512}}')
+
+
+@contextmanager
+def in_process_workspace(instance):
+    """The code location loaded in this process, as the daemons and the webserver see it (GraphQL, daemon
+    iterations), without starting a gRPC code server."""
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin
+    from dagster._core.test_utils import InProcessTestWorkspaceLoadTarget
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+    from dagster._core.workspace.context import WorkspaceProcessContext
+
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(module_name="v2v_assets.definitions", attribute="defs"), location_name=LOCATION)
+    with WorkspaceProcessContext(instance, InProcessTestWorkspaceLoadTarget(origin)) as ctx:
+        yield ctx
