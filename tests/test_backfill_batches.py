@@ -131,8 +131,6 @@ def test_ui_materialize_of_a_partition_range_is_one_run(home, sync_instance, wor
     assert not _materialised(sync_instance, "illustration")
 
 
-@pytest.mark.xfail(strict=True, reason="launch-time config of `v2v_config` replaces only the top-level "
-                   "resource; the engines keep the V2VConfig object build_resources() gave them")
 def test_ui_run_config_reaches_every_phase(home, sync_instance, workspace, sample_dir):
     key = _images(home, sync_instance, sample_dir, 1)[0]
     _launch_range_run(workspace, ASSETS[:4], key, key)

@@ -30,9 +30,9 @@ COUNTS = {"builds": 0, "calls": {}}
 class CountingSanitizer(res_mod.SanitizerEngine):
     """Counts engine builds (= model loads) and fails the first call of the second image transiently."""
 
-    def build(self):
+    def build(self, cfg):
         COUNTS["builds"] += 1
-        engine = super().build()
+        engine = super().build(cfg)
         real = engine.sanitize
 
         def flaky(rgb, alpha=None):
@@ -53,7 +53,7 @@ def test_models_load_once_per_batch_and_transient_errors_retry_in_place(home, in
     monkeypatch.setattr(batch, "TRANSIENT_BACKOFF_S", 0.01)
     keys = _batch(home, instance, sample_dir)
     resources = build_resources(str(home.root), overrides_json=FAST)
-    resources["sanitizer"] = CountingSanitizer(v2v_config=resources["v2v_config"], v2v_home=resources["v2v_home"])
+    resources["sanitizer"] = CountingSanitizer(v2v_home=resources["v2v_home"])
     run = dg.materialize(PHASE_ASSETS, instance=instance, resources=resources,
                          selection=["photo", "clean_plate"],
                          tags={"dagster/asset_partition_range_start": keys[0],

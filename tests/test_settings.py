@@ -3,7 +3,7 @@ import pytest
 
 from v2v_resources.errors import ConfigError
 from v2v_resources.palette import Palette
-from v2v_resources.settings import load_settings
+from v2v_resources.settings import CONFIG_DIR, load_settings
 
 
 def test_defaults_hold_the_reference_values():
@@ -64,3 +64,13 @@ def test_palette_value_object():
     with pytest.raises(ConfigError, match="unknown palette"):
         Palette.parse("nonexistent")
     assert Palette.parse("default15").digest != Palette.parse("automotive15").digest
+
+
+def test_v2v_config_env_names_the_settings_file(tmp_path, monkeypatch):
+    import yaml
+
+    data = yaml.safe_load((CONFIG_DIR / "default.yaml").read_text())
+    data["intake"]["max_batch"] = 7
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("V2V_CONFIG", str(tmp_path / "site.yaml"))
+    assert load_settings().intake.max_batch == 7

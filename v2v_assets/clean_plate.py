@@ -15,4 +15,4 @@ def clean_plate(context: dg.AssetExecutionContext, v2v_home: V2VHome, v2v_config
                 sanitizer: SanitizerEngine):
     home, settings = v2v_home.home, v2v_config.settings
     yield from run_batch(context, home, "photo",
-                         lambda key: run_clean_plate(home, key, settings, sanitizer.get()))
+                         lambda key: run_clean_plate(home, key, settings, sanitizer.get(v2v_config)))

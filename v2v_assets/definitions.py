@@ -20,10 +20,10 @@ def build_resources(home_root: str = "", **config) -> dict:
     return {
         "v2v_home": home,
         "v2v_config": cfg,
-        "sanitizer": SanitizerEngine(v2v_config=cfg, v2v_home=home),
-        "steerer": SteerEngine(v2v_config=cfg, v2v_home=home),
-        "chroma": ChromaEngine(v2v_config=cfg, v2v_home=home),
-        "vectorizer": VectorEngine(v2v_config=cfg, v2v_home=home),
+        "sanitizer": SanitizerEngine(v2v_home=home),
+        "steerer": SteerEngine(v2v_home=home),
+        "chroma": ChromaEngine(v2v_home=home),
+        "vectorizer": VectorEngine(v2v_home=home),
     }
 
 

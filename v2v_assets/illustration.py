@@ -15,4 +15,4 @@ def illustration(context: dg.AssetExecutionContext, v2v_home: V2VHome, v2v_confi
                  steerer: SteerEngine):
     home, settings = v2v_home.home, v2v_config.settings
     yield from run_batch(context, home, "clean_plate",
-                         lambda key: run_illustration(home, key, settings, steerer.get()))
+                         lambda key: run_illustration(home, key, settings, steerer.get(v2v_config)))

@@ -15,4 +15,4 @@ def palette_raster(context: dg.AssetExecutionContext, v2v_home: V2VHome, v2v_con
                    chroma: ChromaEngine):
     home, settings, palette = v2v_home.home, v2v_config.settings, v2v_config.palette_obj
     yield from run_batch(context, home, "illustration",
-                         lambda key: run_palette_raster(home, key, settings, chroma.get(), palette))
+                         lambda key: run_palette_raster(home, key, settings, chroma.get(v2v_config), palette))

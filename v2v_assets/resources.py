@@ -103,25 +103,21 @@ class V2VConfig(dg.ConfigurableResource):
 
 
 class _LazyEngine(dg.ConfigurableResource):
-    """Builds its engine on first use and keeps it for the rest of the step (= the batch)."""
+    """Builds its engine on first use and keeps it for the rest of the step (= the batch).
 
-    v2v_config: V2VConfig
+    The settings come from the asset's own `v2v_config` at that first use, so launch-time run config (the
+    launchpad, a backfill, a sensor's run request) reaches the engines exactly as it reaches the assets."""
+
     v2v_home: V2VHome
     _engine = PrivateAttr(default=None)
-    _loads = PrivateAttr(default=0)
 
-    def build(self):  # pragma: no cover - overridden
+    def build(self, cfg: V2VConfig):  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def get(self):
+    def get(self, cfg: V2VConfig):
         if self._engine is None:
-            self._engine = self.build()
-            self._loads += 1
+            self._engine = self.build(cfg)
         return self._engine
-
-    @property
-    def loads(self) -> int:
-        return self._loads
 
     def teardown_after_execution(self, context) -> None:
         release = getattr(self._engine, "release", None)
@@ -131,32 +127,30 @@ class _LazyEngine(dg.ConfigurableResource):
 
 
 class SanitizerEngine(_LazyEngine):
-    def build(self):
+    def build(self, cfg: V2VConfig):
         from v2v_resources.backends import make_sanitizer
 
-        return make_sanitizer(self.v2v_config.settings)
+        return make_sanitizer(cfg.settings)
 
 
 class SteerEngine(_LazyEngine):
-    def build(self):
+    def build(self, cfg: V2VConfig):
         from v2v_resources.backends import make_sanitizer, make_steerer
 
-        s = self.v2v_config.settings
-        return make_steerer(s, make_sanitizer(s))
+        return make_steerer(cfg.settings, make_sanitizer(cfg.settings))
 
 
 class ChromaEngine(_LazyEngine):
-    def build(self):
+    def build(self, cfg: V2VConfig):
         from v2v_resources.backends import make_upscaler
         from v2v_resources.chroma.raster import PaletteRasterEngine
 
-        s = self.v2v_config.settings
-        return PaletteRasterEngine(s.phase3, self.v2v_config.palette_obj, make_upscaler(s),
+        return PaletteRasterEngine(cfg.settings.phase3, cfg.palette_obj, make_upscaler(cfg.settings),
                                    self.v2v_home.home.cache)
 
 
 class VectorEngine(_LazyEngine):
-    def build(self):
+    def build(self, cfg: V2VConfig):
         from v2v_resources.vector.engine import Vectorizer
 
-        return Vectorizer(self.v2v_config.settings.phase4, self.v2v_config.palette_obj, self.v2v_home.home.cache)
+        return Vectorizer(cfg.settings.phase4, cfg.palette_obj, self.v2v_home.home.cache)

@@ -15,4 +15,4 @@ def vector_svg(context: dg.AssetExecutionContext, v2v_home: V2VHome, v2v_config:
                vectorizer: VectorEngine):
     home, settings, palette = v2v_home.home, v2v_config.settings, v2v_config.palette_obj
     yield from run_batch(context, home, "palette_raster",
-                         lambda key: run_vector_svg(home, key, settings, vectorizer.get(), palette))
+                         lambda key: run_vector_svg(home, key, settings, vectorizer.get(v2v_config), palette))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from functools import lru_cache
 
 from v2v_resources.settings import Settings, load_settings
@@ -23,7 +22,7 @@ SECTIONS = {
 @lru_cache(maxsize=1)
 def definition_settings() -> Settings:
     """The settings the definitions are built with ($V2V_CONFIG or configs/default.yaml); runs may override."""
-    return load_settings(os.environ.get("V2V_CONFIG") or None)
+    return load_settings()
 
 
 def code_version(asset: str) -> str:

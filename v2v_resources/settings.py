@@ -322,7 +322,9 @@ def validate_settings(data: dict, source: str = "<settings>") -> Settings:
 
 def load_settings(path: str | Path | None = None, *, preset: str | None = None,
                   overrides: dict | None = None) -> Settings:
-    """Load the defaults (or `path`), then a preset from configs/presets/, then `overrides`."""
+    """Load `path` (else $V2V_CONFIG, else configs/default.yaml), then a preset from configs/presets/, then
+    `overrides`. Every reader (assets, sensor, run tags, CLI) goes through here, so they agree on the file."""
+    path = path or os.environ.get("V2V_CONFIG")
     src = Path(path) if path else CONFIG_DIR / "default.yaml"
     data = _read_yaml(src)
     if preset:

@@ -6,7 +6,6 @@ and renamed over the target, so a crash never leaves a partial output under its 
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
