@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
 
-.PHONY: install demo test test-postgres ui bench bench-burst clean
+.PHONY: install demo test test-postgres ui bench bench-burst bench-gpu clean
 
 install: $(STAMP)
 
@@ -53,3 +53,6 @@ clean:
 
 bench-burst: $(STAMP)
 	$(BIN)/python bench/burst.py
+
+bench-gpu: $(STAMP)   # full-size synthetic-weight models: needs a GPU with ~25 GB free (results: bench/RESULTS.md)
+	$(BIN)/python bench/gpu_throughput.py
