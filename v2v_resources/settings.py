@@ -123,7 +123,6 @@ class Sdxl(_Strict):
     guidance_scale: float = Field(ge=0, le=30)
     scheduler: Literal["unipc", "euler", "dpmpp"]
     seed: int = Field(ge=0)
-    batch_size: int = Field(ge=1, le=16)
     skip_finished_controlnets: bool
 
 
