@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-GPU_POOL_STEPS = {"clean_plate", "illustration", "palette_raster"}  # @phase_asset(pool="gpu")
 DONE = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
@@ -76,6 +75,9 @@ def _intervals(instance, run) -> tuple[list[tuple], list[tuple]]:
 
 def timeline(instance, runs) -> int:
     """Print the timeline and the overlap analysis; returns the number of overlapping gpu-pool steps."""
+    from v2v_assets.definitions import PHASE_ASSETS
+
+    gpu_steps = {a.key.to_user_string() for a in PHASE_ASSETS if a.op.pool == "gpu"}   # from @phase_asset
     names = {r.run_id: chr(ord("A") + i) for i, r in enumerate(runs)}
     rows, steps = [], []
     for run in runs:
@@ -87,7 +89,7 @@ def timeline(instance, runs) -> int:
         rows.append((record.end_time or record.create_timestamp.timestamp(), b, "(run)", f"run {run.status.value}"))
         ints, blocked = _intervals(instance, run)
         for step, launch, start, end in ints:
-            pool = "gpu" if step in GPU_POOL_STEPS else "cpu"
+            pool = "gpu" if step in gpu_steps else "cpu"
             steps.append((b, step, pool, launch, start, end))
             rows.append((launch, b, step, f"launch [{pool}]" + (" (gpu slot claimed)" if pool == "gpu" else "")))
             rows.append((start, b, step, f"start  [{pool}]"))
