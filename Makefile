@@ -36,9 +36,8 @@ test-postgres: $(STAMP)
 	V2V_PG_URL="$$url" $(BIN)/python -m pytest -q -m postgres -rs --junitxml="$$tmp/junit.xml" && \
 	{ grep -q ' skipped="0"' "$$tmp/junit.xml" || { echo "test-postgres: the Postgres test skipped" >&2; exit 1; }; }
 
-ui: $(STAMP)
-	$(BIN)/v2v instance >/dev/null
-	DAGSTER_HOME=$(V2V_HOME)/dagster_home exec $(BIN)/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)
+ui: $(STAMP)   # Ctrl-C or SIGTERM stops the webserver, the daemon and the code servers
+	@exec $(BIN)/v2v ui --host $(UI_HOST) --port $(UI_PORT)
 
 bench: $(STAMP)
 	$(BIN)/python bench/chroma_vector.py

@@ -99,6 +99,13 @@ def cmd_demo(args) -> int:
     return run_demo(home, args.n, args.seed, args.verbose)
 
 
+def cmd_ui(args) -> int:
+    from .ui import run_ui
+
+    workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
+    return run_ui(prepare_instance(_home(args)), args.host, args.port, workspace)
+
+
 # ------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="v2v", description=__doc__)
@@ -126,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--home", help="v2v home (default $V2V_HOME or ./.v2v)")
     de.add_argument("--verbose", action="store_true", help="show the run's whole log instead of writing it to a file")
     de.set_defaults(func=cmd_demo)
+
+    ui = sub.add_parser("ui", help="the Dagster UI (dagster dev) over this home's instance; Ctrl-C stops all of it")
+    ui.add_argument("--home")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
 
     ins = sub.add_parser("instance", help="prepare $V2V_HOME/dagster_home and print its path")
     ins.add_argument("--home")
