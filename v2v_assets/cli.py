@@ -32,11 +32,11 @@ def prepare_instance(home) -> Path:
 
 # ------------------------------------------------------------------------------------------- process
 def cmd_process(args) -> int:
-    from v2v_resources.imaging import file_hash, partition_key
+    from v2v_resources.imaging import partition_key
     from v2v_resources.palette import Palette
     from v2v_resources.phases import REGISTRY, Engines
     from v2v_resources.settings import load_settings
-    from v2v_resources.storage import Home
+    from v2v_resources.storage import Home, sha256_file
 
     src = Path(args.input)
     overrides: dict = {}
@@ -52,7 +52,7 @@ def cmd_process(args) -> int:
     engines = Engines(settings, Home.from_env().ensure().cache)   # built when first needed: bad input fails first
     with tempfile.TemporaryDirectory(prefix="v2v-process-") as tmp:
         home = Home(Path(tmp)).ensure()
-        key = partition_key(src.name, file_hash(src))
+        key = partition_key(src.name, sha256_file(src))
         staged = home.path("photo", key, "source" + src.suffix.lower())
         staged.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, staged)

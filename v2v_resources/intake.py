@@ -15,8 +15,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from .imaging import file_hash, partition_key, safe_stem
-from .storage import Home, write_text_atomic
+from .imaging import partition_key, safe_stem
+from .storage import Home, sha256_file, write_text_atomic
 
 
 @dataclass
@@ -129,7 +129,7 @@ def _index_path(home: Home, digest: str) -> Path:
 
 def admit(home: Home, path: Path) -> Admission:
     """Hash a ready file and move it under storage. Known content is recorded as an alias."""
-    digest = file_hash(path)
+    digest = sha256_file(path)
     idx = _index_path(home, digest)
     idx.parent.mkdir(parents=True, exist_ok=True)
     key = partition_key(path.name, digest)

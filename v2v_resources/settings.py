@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .color import normalize_hex
 from .errors import ConfigError
 
 CONFIG_DIR = Path(os.environ.get("V2V_CONFIG_DIR", Path(__file__).resolve().parent.parent / "configs"))
@@ -42,14 +43,7 @@ def _output_affecting(model: BaseModel) -> dict[str, Any]:
     return out
 
 
-def _hex(value: str) -> str:
-    v = value.strip().lstrip("#")
-    if len(v) != 6 or any(c not in "0123456789abcdefABCDEF" for c in v):
-        raise ValueError(f"{value!r} is not a #RRGGBB colour")
-    return "#" + v.upper()
-
-
-HexColor = Annotated[str, AfterValidator(_hex)]
+HexColor = Annotated[str, AfterValidator(normalize_hex)]
 
 
 class Hardware(_Strict):
@@ -223,7 +217,7 @@ class Phase3(_Strict):
     @field_validator("background")
     @classmethod
     def _bg(cls, v):
-        return v if v == "transparent" else _hex(v)
+        return v if v == "transparent" else normalize_hex(v)
 
 
 class VTracer(_Strict):
