@@ -63,7 +63,8 @@ FAST = ('{"intake": {"working_long_side": 512}, "phase2": {"generation_long_side
 @contextmanager
 def in_process_workspace(instance):
     """The code location loaded in this process, as the daemons and the webserver see it (GraphQL, daemon
-    iterations), without starting a gRPC code server."""
+    iterations), without starting a gRPC code server. Dagster offers no public API for this; only the tests that
+    drive daemon iterations or GraphQL use it."""
     from dagster._core.remote_origin import InProcessCodeLocationOrigin
     from dagster._core.test_utils import InProcessTestWorkspaceLoadTarget
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin

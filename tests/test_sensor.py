@@ -5,6 +5,8 @@ import os
 import time
 
 import dagster as dg
+# Dagster has no public API to run one sensor-daemon iteration at a frozen time; these are its internals
+# (the other sensor tests use the public build_sensor_context).
 from dagster._core.scheduler.instigation import TickStatus
 from dagster._core.test_utils import freeze_time
 from dagster._daemon.sensor import execute_sensor_iteration
