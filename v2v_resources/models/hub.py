@@ -2,8 +2,10 @@
 
 Every transfer goes to a staging name beside its target (`.v2v-partial-<name>`) and is renamed into place only
 once complete and checked, so a model's final path never holds half a download. An interrupted transfer leaves
-its staging file or folder, and the next pull resumes it (HTTP range requests; huggingface_hub's own resume
-inside the staging folder); a digest mismatch or a full disk deletes it. Every failure is one `V2VError` line.
+its staging file or folder and the next pull resumes it: a plain URL from its last byte (HTTP range request); a
+Hugging Face snapshot keeps its completed files (huggingface_hub resumes a dropped connection by itself within a
+call, but deletes a half file when it gives up, so that one file starts again). A digest mismatch or a full disk
+deletes the staging. Every failure is one `V2VError` line.
 """
 from __future__ import annotations
 
