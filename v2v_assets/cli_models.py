@@ -78,7 +78,8 @@ def add_commands(subparsers) -> None:
     pl.set_defaults(func=cmd_pull)
     sm = msub.add_parser("smoke", help="run each installed model once on a sample photo: shapes, ranges, timing")
     sm.add_argument("names", nargs="*")
-    sm.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)")
+    sm.add_argument("--device", default=None, choices=["auto", "cuda", "cpu"],
+                    help="where to run (default: hardware.device of configs/default.yaml)")
     _model_args(sm)
     sm.set_defaults(func=cmd_smoke)
     vf = msub.add_parser("verify", help="report each model present / missing / corrupt / unverified")

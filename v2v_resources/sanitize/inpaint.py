@@ -31,7 +31,8 @@ class LamaInpainter:
         try:
             desc = ModelLoader(device="cpu").load_from_state_dict(load_file(str(path)))
         except Exception as e:    # safetensors and spandrel raise several types for files they cannot read
-            raise EngineError(f"not a loadable LaMa: {e}", file=str(path), phase="phase1", fix=FIX) from e
+            raise EngineError(f"not a loadable LaMa ({type(e).__name__}: {e})", file=str(path), phase="phase1",
+                              fix=FIX) from e
         if not isinstance(desc, MaskedImageModelDescriptor):
             raise EngineError(f"{desc.architecture.name} is not an inpainting model", file=str(path),
                               phase="phase1", fix=FIX)
