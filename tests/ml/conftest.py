@@ -21,19 +21,26 @@ HAS_PEFT = importlib.util.find_spec("peft") is not None
 
 
 @pytest.fixture(scope="session")
-def tiny_hub(tmp_path_factory) -> Path:
-    """What the publishers serve (tiny random weights in their layouts): `<repo id>/…` and `files/<name>`."""
-    return tmp_path_factory.mktemp("hub")
-
-
-@pytest.fixture(scope="session")
-def tiny_manifest(tmp_path_factory, tiny_hub) -> Path:
+def _tiny(tmp_path_factory) -> tuple[Path, Path]:
+    hub = tmp_path_factory.mktemp("hub")
     # the LoRA is written only where diffusers can load it (peft); its own test is skipped otherwise
-    return write_tiny_models(tmp_path_factory.mktemp("models"), hub=tiny_hub)
+    return write_tiny_models(tmp_path_factory.mktemp("models"), hub=hub), hub
 
 
 @pytest.fixture(scope="session")
-def hub_server(tiny_hub, tiny_manifest):
+def tiny_manifest(_tiny) -> Path:
+    """The installed tiny volume's manifest (the shipped one with every digest)."""
+    return _tiny[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_hub(_tiny) -> Path:
+    """What the publishers serve (tiny random weights in their layouts): `<repo id>/…` and `files/<name>`."""
+    return _tiny[1]
+
+
+@pytest.fixture(scope="session")
+def hub_server(tiny_hub):
     with HubServer(tiny_hub) as server:
         yield server
 
