@@ -78,15 +78,16 @@ def opened_source(source: str | Path):
                                 fix="give a model volume folder, or a .tar, .tar.gz or .zip of one")
     with tempfile.TemporaryDirectory(prefix="v2v-models-from-") as tmp:
         try:
-            if zipfile.is_zipfile(source):
+            # tar first: an uncompressed tar ending in a .pth (itself a zip) can pass for a zip
+            if tarfile.is_tarfile(source):
+                with tarfile.open(source) as t:
+                    t.extractall(tmp, filter="data")     # no links out, no devices, no absolute paths
+            else:
                 with zipfile.ZipFile(source) as z:
                     for info in z.infolist():       # zip has no extraction filter: refuse escaping names
                         if Path(info.filename).is_absolute() or ".." in Path(info.filename).parts:
                             raise ValueError(f"unsafe member name {info.filename!r}")
                     z.extractall(tmp)
-            else:
-                with tarfile.open(source) as t:
-                    t.extractall(tmp, filter="data")     # no links out, no devices, no absolute paths
         except (tarfile.TarError, zipfile.BadZipFile, ValueError, EOFError) as e:
             raise ModelMissingError(f"not a readable .tar/.tar.gz/.zip archive: {e}", file=str(source),
                                     phase=PHASE, fix="pack the volume with `tar czf models.tgz -C $V2V_MODELS .`")
