@@ -80,11 +80,12 @@ def install_file(src: Path, target: Path, *, link: bool = False, convert: str | 
         return
     staging = partial_path(target)
     remove(staging)
-    try:
-        if not link:
-            raise OSError("copy requested")
-        os.link(src, staging)
-    except OSError:
+    if link:
+        try:
+            os.link(src, staging)
+        except OSError:                  # another file system, or links not supported
+            shutil.copyfile(src, staging)
+    else:
         shutil.copyfile(src, staging)
     staging.replace(target)
 

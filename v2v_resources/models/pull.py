@@ -13,7 +13,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,19 +143,16 @@ def _copy(entry: ModelEntry, name: str, src_root: Path, target: Path) -> tuple[d
 
 def pull(store: ModelStore, names: list[str] | None = None, *, force: bool = False, progress: bool = True,
          echo=print, endpoint: str | None = None, source: str | Path | None = None) -> list[PullResult]:
-    """Fetch each named model (default: all with a source) that is not present and verified.
+    """Fetch each named model (default: all with a source, or all the `source` volume holds) that is not
+    present and verified.
 
     `endpoint`: a Hugging Face endpoint (default HF_ENDPOINT, else the Hub); `source`: a folder or archive
     holding a model volume, for machines without network."""
-    with (opened_source(source) if source else _nothing()) as src_root:
-        default = [n for n, e in store.manifest.models.items() if e.source or src_root and (src_root / e.path).exists()]
+    with opened_source(source) if source else nullcontext() as src_root:
+        default = [n for n, e in store.manifest.models.items()
+                   if ((src_root / e.path).exists() if src_root else e.source)]
         return [_pull_one(store, name, force=force, progress=progress, echo=echo, endpoint=endpoint,
                           src_root=src_root) for name in (names or default)]
-
-
-@contextmanager
-def _nothing():
-    yield None
 
 
 def _pull_one(store: ModelStore, name: str, *, force: bool, progress: bool, echo, endpoint: str | None,

@@ -16,6 +16,7 @@ import numpy as np
 from .verify import ModelStore
 
 SDXL_SIDE_MULTIPLE = 64         # SDXL sizes: the VAE's x8 and the UNet's downsampling
+LORA_SCALE = 1.0                # the smoke test only shows the LoRA loads and fuses
 
 
 @dataclass
@@ -96,7 +97,7 @@ def _run_sdxl(store, vram, rgb, checks):
     pipe = load_controlnet_pipeline(store.require("sdxl"), nets, dtype=vram.dtype, scheduler="euler",
                                     variant=store.manifest.entry("sdxl").variant).to(vram.device)
     if "style-lora" in store.manifest.models and store.status("style-lora").state is State.PRESENT:
-        load_style_lora(pipe, store.require("style-lora"), 0.8)
+        load_style_lora(pipe, store.require("style-lora"), LORA_SCALE)
         checks.append("style LoRA fused")
     yield
     h, w = (max(SDXL_SIDE_MULTIPLE, s // SDXL_SIDE_MULTIPLE * SDXL_SIDE_MULTIPLE) for s in rgb.shape[:2])

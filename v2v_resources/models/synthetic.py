@@ -82,7 +82,8 @@ def _keep_only(folder: Path, files: list[str], repo: str) -> None:
         if not any(d.iterdir()):
             d.rmdir()
     missing = [f for f in files if not (folder / f).is_file()]
-    assert not missing, f"{repo}: the writer did not produce {missing}"
+    if missing:
+        raise RuntimeError(f"{repo}: the writer did not produce {missing}")
 
 
 def _byte_unicode() -> list[str]:
@@ -291,8 +292,7 @@ def write_models(root: str | Path, scale: str = "tiny", *, lora: bool | None = N
     shipped = load_manifest()
     with tempfile.TemporaryDirectory(prefix="v2v-hub-") as tmp:
         pub = write_published(hub or tmp, scale, manifest=shipped, device=device, dtype=dtype)
-        models = {}
-        for name, entry in shipped.models.items():
+        for entry in shipped.models.values():
             target, s = root / entry.path, entry.source
             if s is None:
                 continue
@@ -304,6 +304,7 @@ def write_models(root: str | Path, scale: str = "tiny", *, lora: bool | None = N
     if lora:
         write_lora(root / shipped.entry("style-lora").path, root / shipped.entry("sdxl").path / "unet",
                    **architectures(scale)["sdxl"]["lora"])
+    models = {}
     for name, entry in shipped.models.items():
         data = entry.model_dump(mode="json", exclude_none=True)
         base = root / entry.path
