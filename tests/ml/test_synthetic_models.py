@@ -74,9 +74,9 @@ def test_publishers_config_files_are_copied(tiny_hub):
 
     from v2v_resources.models.synthetic import PUBLISHED_DIR
 
-    sdxl = tiny_hub / "stabilityai/stable-diffusion-xl-base-1.0"
+    repo = "stabilityai/stable-diffusion-xl-base-1.0"
     for rel in ("model_index.json", "scheduler/scheduler_config.json", "tokenizer_2/tokenizer_config.json"):
-        assert (sdxl / rel).read_bytes() == (PUBLISHED_DIR / "stabilityai/stable-diffusion-xl-base-1.0" / rel).read_bytes()
+        assert (tiny_hub / repo / rel).read_bytes() == (PUBLISHED_DIR / repo / rel).read_bytes()
     pre = json.loads((tiny_hub / "depth-anything/Depth-Anything-V2-Small-hf/preprocessor_config.json").read_text())
     published = json.loads((PUBLISHED_DIR / "depth-anything/Depth-Anything-V2-Small-hf/preprocessor_config.json")
                            .read_text())

@@ -45,7 +45,8 @@ GDINO_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "car", "vehicl
 SDXL_FILES = ["model_index.json", "scheduler/scheduler_config.json", "README.md",
               *(f"{t}/{f}" for t in ("tokenizer", "tokenizer_2")
                 for f in ("merges.txt", "special_tokens_map.json", "tokenizer_config.json", "vocab.json")),
-              *(f"{t}/{f}" for t in ("text_encoder", "text_encoder_2") for f in ("config.json", "model.fp16.safetensors")),
+              *(f"{t}/{f}" for t in ("text_encoder", "text_encoder_2")
+                for f in ("config.json", "model.fp16.safetensors")),
               *(f"{t}/{f}" for t in ("unet", "vae") for f in ("config.json", "diffusion_pytorch_model.fp16.safetensors"))]
 CONTROLNET_FILES = ["config.json", "diffusion_pytorch_model.fp16.safetensors", "README.md"]
 GDINO_FILES = ["config.json", "model.safetensors", "preprocessor_config.json", "special_tokens_map.json",
@@ -204,6 +205,10 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
 
+# spandrel's sequential index -> basicsr's name, for the x4 RRDBNet (two upsampling convolutions)
+ESRGAN_X4_LAYERS = {"0": "conv_first", "3": "conv_up1", "6": "conv_up2", "8": "conv_hr", "10": "conv_last"}
+
+
 def basicsr_esrgan_keys(sd: dict[str, torch.Tensor], num_blocks: int) -> dict[str, torch.Tensor]:
     """spandrel's ESRGAN names (`model.N…`) -> the names of basicsr's RRDBNet, which Real-ESRGAN releases use."""
     out = {}
@@ -214,7 +219,7 @@ def basicsr_esrgan_keys(sd: dict[str, torch.Tensor], num_blocks: int) -> dict[st
             out[f"conv_body.{m[1]}"] = v
         else:
             idx, kind = re.fullmatch(r"model\.(\d+)\.(weight|bias)", k).groups()
-            out[f"{ {'0': 'conv_first', '3': 'conv_up1', '6': 'conv_up2', '8': 'conv_hr', '10': 'conv_last'}[idx]}.{kind}"] = v
+            out[f"{ESRGAN_X4_LAYERS[idx]}.{kind}"] = v
     return out
 
 
