@@ -25,6 +25,26 @@ def test_shipped_manifest_is_valid_and_complete():
     assert m.entry("style-lora").source is None and not m.entry("style-lora").required
     assert m.for_phase("phase1", required=True) == ["grounding-dino", "sam", "lama"]
     assert m.entry("sdxl").source.repo == "stabilityai/stable-diffusion-xl-base-1.0"
+    lama = m.entry("lama")      # downloaded as TorchScript, kept only as safetensors
+    assert (lama.source.convert, lama.format, lama.path) == ("torchscript", "safetensors", "lama/big-lama.safetensors")
+    assert lama.sha256 is None and m.entry("esrgan").sha256 is None     # no published digest: locked on pull
+
+
+@pytest.mark.parametrize("source, error", [
+    ({"url": "http://example.com/x.pth"}, "url must be https"),
+    ({"url": "https://example.com/x.pt", "convert": "torchscript"}, "set format: safetensors"),
+    ({"repo": "a/b", "convert": "torchscript"}, "convert applies to a url"),
+])
+def test_manifest_source_rules(tmp_path, source, error):
+    data = yaml.safe_load(default_manifest_path().read_text())
+    data["models"]["sam"]["source"] = source
+    bad = tmp_path / "m.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=error):
+        load_manifest(bad)
+    data["models"]["sam"]["source"] = {"url": "http://127.0.0.1:8080/x.pth"}     # a local mirror is fine
+    bad.write_text(yaml.safe_dump(data))
+    assert load_manifest(bad).entry("sam").source.url.startswith("http://127.0.0.1")
 
 
 def test_manifest_rejects_unknown_keys_and_bad_digests(tmp_path):

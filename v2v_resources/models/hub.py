@@ -174,8 +174,10 @@ def hf_snapshot(repo: str, target: Path, *, revision: str | None, allow_patterns
     from huggingface_hub import HfApi, RepoFile, snapshot_download
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
+    from huggingface_hub import constants
+
     staging = partial_path(target)
-    where = endpoint or "the Hugging Face Hub"
+    where = endpoint or constants.ENDPOINT
     (disable_progress_bars if not progress else enable_progress_bars)()
     try:
         with hub_online():
