@@ -98,7 +98,7 @@ def test_style_lora_is_fused_at_its_scale(ml_steerer, store):
     fused = ml_steerer.pipe.unet
     assert not any("lora" in name for name, _ in fused.named_modules())
     folder = store.require("sdxl") / "unet"
-    base, ref = UNet2DConditionModel.from_pretrained(folder), UNet2DConditionModel.from_pretrained(folder)
+    base, ref = (UNet2DConditionModel.from_pretrained(folder, variant="fp16") for _ in range(2))
     ref.load_lora_adapter(str(store.status("style-lora").path), prefix="unet", adapter_name=LORA_ADAPTER)
     ref.set_adapters([LORA_ADAPTER], [ml_steerer.cfg.lora.scale])
     g = torch.Generator().manual_seed(0)

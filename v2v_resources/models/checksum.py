@@ -15,15 +15,12 @@ from pathlib import Path
 from ..storage import write_json_atomic
 
 log = logging.getLogger(__name__)
-CHUNK = 8 << 20
 
 
 def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
+    """The file's sha256 hex digest (the one implementation every caller uses)."""
     with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class Sha256Cache:
