@@ -5,22 +5,15 @@ mtime and is hashed again; a cache that cannot be written (read-only model volum
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import threading
 from pathlib import Path
 
-from ..storage import write_json_atomic
+from ..storage import sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
-
-
-def sha256_file(path: str | Path) -> str:
-    """The file's sha256 hex digest (the one implementation every caller uses)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class Sha256Cache:
