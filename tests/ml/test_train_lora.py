@@ -135,18 +135,36 @@ def test_the_trained_lora_loads_into_the_steering_engine_and_changes_it(trained,
     assert a.shape == b.shape == (64, 64, 3) and np.abs(a.astype(int) - b).max() > 2
 
 
-def test_the_dagster_assets_materialise_and_illustrations_depend_on_the_chosen_lora(
-        home, instance, tiny_manifest, monkeypatch, tmp_path):
+def test_the_dagster_assets_materialise_and_a_new_lora_marks_illustrations_stale(
+        home, instance, sample_dir, tiny_manifest, monkeypatch, tmp_path):
+    from dagster._utils.test.data_versions import get_stale_status_resolver
+
+    from dagster_helpers import drop, tick
     from v2v_assets.definitions import build_definitions, build_resources
-    from v2v_assets.training import LORA, TRAINING_SET, lora_versions, training_assets
+    from v2v_assets.training import LORA, TRAINING_SET, lora_versions
+    from v2v_resources.phases import REGISTRY
 
     monkeypatch.setenv("V2V_MODELS", str(tiny_manifest.parent))
     monkeypatch.setenv("V2V_MODELS_MANIFEST", str(tiny_manifest))
+    site = yaml.safe_load((CONFIG_DIR / "default.yaml").read_text())
+    site["training"]["use_version"] = "v1"          # the illustrations are made with LoRA v1
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
+    monkeypatch.setenv("V2V_CONFIG", str(tmp_path / "site.yaml"))
+    defs = build_definitions()
+    graph, ill, lora_key = defs.resolve_asset_graph(), dg.AssetKey("illustration"), dg.AssetKey(LORA)
+    assert {lora_key, dg.AssetKey("clean_plate")} == set(graph.get(ill).parent_keys)
+    mapping = graph.get_partition_mapping(ill, lora_key)       # every image partition <- style_lora v1
+    assert isinstance(mapping, dg.SpecificPartitionsPartitionMapping) and mapping.partition_keys == ["v1"]
+
+    def train(seed: int, *selection: str):
+        over = json.dumps({"hardware": {"device": "cpu"}, "training": {**TINY, "steps": 4, "seed": seed}})
+        return dg.materialize([a for a in defs.assets if a.key.to_user_string() in (TRAINING_SET, LORA)],
+                              instance=instance, partition_key="v1", selection=list(selection),
+                              resources=build_resources(str(home.root), overrides_json=over))
+
     write_set(home.root / "training_sets" / "v1")
     instance.add_dynamic_partitions(lora_versions.name, ["v1"])
-    over = json.dumps({"hardware": {"device": "cpu"}, "training": {**TINY, "steps": 4}})
-    run = dg.materialize(training_assets(load_settings()), instance=instance, partition_key="v1",
-                         resources=build_resources(str(home.root), overrides_json=over))
+    run = train(42, TRAINING_SET, LORA)
     assert run.success
     md = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
           for e in run.get_asset_materialization_events()}
@@ -155,17 +173,20 @@ def test_the_dagster_assets_materialise_and_illustrations_depend_on_the_chosen_l
     path = Path(lora["path/lora"].value)
     assert path == home.path(LORA, "v1", "style.safetensors") and lora["sha256"].value == sha256_file(path)
     assert len(lora["loss/per_step"].value["loss"]) == 4 and lora["loss/plot"].value.startswith("![")
-    assert "data:image/png;base64," in lora["samples"].value
-    assert lora["training_set"].value == ts["digest"].value
-    # The lineage edge exists once a version is chosen: illustration <- style_lora v1, for every image.
-    site = yaml.safe_load((CONFIG_DIR / "default.yaml").read_text())
-    site["training"]["use_version"] = "v1"
-    (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
-    monkeypatch.setenv("V2V_CONFIG", str(tmp_path / "site.yaml"))
-    graph = build_definitions().resolve_asset_graph()
-    ill, key = dg.AssetKey("illustration"), dg.AssetKey(LORA)
-    assert key in graph.get(ill).parent_keys and dg.AssetKey("clean_plate") in graph.get(ill).parent_keys
-    mapping = graph.get_partition_mapping(ill, key)
-    assert isinstance(mapping, dg.SpecificPartitionsPartitionMapping) and mapping.partition_keys == ["v1"]
-    monkeypatch.delenv("V2V_CONFIG")
-    assert key not in build_definitions().resolve_asset_graph().get(ill).parent_keys
+    assert "data:image/png;base64," in lora["samples"].value and lora["training_set"].value == ts["digest"].value
+
+    # an illustration made while v1 is current is fresh; retraining v1 into other weights makes it stale
+    drop(home, sample_dir / "sample-00000.jpg")
+    key = list(tick(instance, home).dynamic_partitions_requests[0].partition_keys)[0]
+    lite = json.dumps({"phase1": {"backend": "lite"}, "phase2": {"backend": "lite", "generation_long_side": 128},
+                       "intake": {"working_long_side": 128}})
+    chain = [a for a in defs.assets if a.key.to_user_string() in REGISTRY.names]
+    assert dg.materialize(chain, instance=instance, partition_key=key,
+                          selection=["photo", "clean_plate", "illustration"],
+                          resources=build_resources(str(home.root), overrides_json=lite)).success
+    assert get_stale_status_resolver(instance, defs.assets).get_status(ill, key).value == "FRESH"
+    assert train(7, LORA).success
+    causes = get_stale_status_resolver(instance, defs.assets).get_stale_causes(ill, key)
+    assert [(c.dependency.asset_key, c.dependency.partition_key) for c in causes] == [(lora_key, "v1")]
+    monkeypatch.delenv("V2V_CONFIG")                 # no version chosen: no edge
+    assert lora_key not in build_definitions().resolve_asset_graph().get(ill).parent_keys
