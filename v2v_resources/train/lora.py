@@ -317,8 +317,7 @@ class LoraTrainer:
         grid = self.samples(data, out_dir / "samples.png")
         checkpoint.clear(ckpts)
         return TrainResult(True, step, cfg.steps, losses, (eval_start, eval_end), time.monotonic() - t0,
-                           start or None, path,
-                           sha256_file(path), grid, self.notes)
+                           start or None, path, sha256_file(path), grid, self.notes)
 
     @torch.no_grad()
     def samples(self, data: TrainingSet, path: Path) -> Path:
