@@ -13,9 +13,11 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
+from v2v_resources.errors import ModelMissingError
 from v2v_resources.models.verify import ModelStore
 from v2v_resources.settings import CONFIG_DIR, load_settings
 from v2v_resources.storage import sha256_file
+from v2v_resources.train import trained_lora
 from v2v_resources.train.dataset import TrainingSetError, validate_training_set
 from v2v_resources.train.lora import LoraTrainer
 
@@ -59,6 +61,22 @@ def test_loss_falls_and_the_lora_is_written_in_the_diffusers_format(trained):
     grid = np.asarray(Image.open(res.sample_grid))
     assert grid.shape == (64 * 2 + 4, 64, 3)               # without / with the LoRA, one prompt
     assert not (res.lora_path.parent / "checkpoints").exists()
+    assert trained_lora(res.lora_path.parent) == res.lora_path
+
+
+def test_a_lora_that_does_not_match_its_record_is_refused(trained, tmp_path):
+    _, res = trained
+    copy = tmp_path / "v1"
+    shutil.copytree(res.lora_path.parent, copy)
+    with open(copy / "style.safetensors", "r+b") as f:
+        f.seek(-4, 2)
+        f.write(b"\0\0\0\0")
+    with pytest.raises(ModelMissingError, match="does not match its training record") as e:
+        trained_lora(copy)
+    assert e.value.file == str(copy / "style.safetensors") and "style_lora for version v1 again" in e.value.fix
+    (copy / "lora.json").unlink()
+    with pytest.raises(ModelMissingError, match="no finished style LoRA"):
+        trained_lora(copy)
 
 
 def test_resume_after_a_crash_and_a_time_limit_reaches_the_same_weights(store, data, tmp_path):

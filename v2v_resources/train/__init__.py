@@ -27,3 +27,27 @@ def profile_overrides(name: str) -> dict:
 def training_set_folder(data_dir: str | None, home_root: Path, version: str) -> Path:
     """Where version `version` of the training set lives."""
     return (Path(data_dir) if data_dir else Path(home_root) / "training_sets") / version
+
+
+def trained_lora(folder: str | Path) -> Path:
+    """The finished LoRA of a training output folder (e.g. $V2V_HOME/storage/style_lora/<version>), checked
+    against the sha256 its run recorded: what a steering engine should load for `training.use_version`."""
+    import json
+
+    from ..errors import ModelMissingError
+    from ..storage import sha256_file
+
+    folder = Path(folder)
+    record = folder / "lora.json"
+    if not record.is_file():
+        raise ModelMissingError("no finished style LoRA here", file=str(folder), phase="phase2",
+                                fix=f"materialise style_lora for version {folder.name} (or `v2v train "
+                                    f"{folder.name}`), or unset training.use_version")
+    rec = json.loads(record.read_text())
+    path = folder / rec["file"]
+    got = sha256_file(path) if path.is_file() else "missing"
+    if got != rec["sha256"]:
+        raise ModelMissingError(f"style LoRA does not match its training record (sha256 {got[:12]}…, "
+                                f"recorded {rec['sha256'][:12]}…)", file=str(path), phase="phase2",
+                                fix=f"materialise style_lora for version {folder.name} again")
+    return path

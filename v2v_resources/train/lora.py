@@ -29,7 +29,7 @@ from PIL import Image
 
 from ..errors import EngineError
 from ..settings import Training
-from ..storage import sha256_file
+from ..storage import sha256_file, write_json_atomic
 from . import checkpoint
 from .dataset import PHASE, TrainingSet
 from .report import sample_grid
@@ -37,6 +37,7 @@ from .report import sample_grid
 log = logging.getLogger(__name__)
 TARGET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]
 LORA_FILE = "style.safetensors"
+RECORD = "lora.json"            # what `trained_lora` checks before a LoRA is used
 _HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -247,8 +248,8 @@ class LoraTrainer:
 
     def train(self, data: TrainingSet, out_dir: Path, *,
               on_step: Callable[[int, float], None] | None = None) -> TrainResult:
-        """Train (or resume) into `out_dir`: `checkpoints/` while running, then `style.safetensors` and
-        `samples.png`. Returns when finished or, past `time_limit_s`, after saving a checkpoint."""
+        """Train (or resume) into `out_dir`: `checkpoints/` while running, then `style.safetensors`, its record
+        `lora.json` (sha256, steps, training set) and `samples.png`. Returns when finished or, past `time_limit_s`, after saving a checkpoint."""
         from diffusers.optimization import get_scheduler
 
         cfg, t0 = self.cfg, time.monotonic()
@@ -313,11 +314,14 @@ class LoraTrainer:
         self.pipe.unet.eval()
         eval_end = self.eval_loss(enc)
         path = self.save_lora(out_dir)
+        sha = sha256_file(path)
+        write_json_atomic(out_dir / RECORD, {"file": path.name, "sha256": sha, "steps": step, "run": run_id,
+                                             "training_set": data.digest, "rank": cfg.rank, "alpha": cfg.alpha})
         self._park_encoders(self.device)
         grid = self.samples(data, out_dir / "samples.png")
         checkpoint.clear(ckpts)
         return TrainResult(True, step, cfg.steps, losses, (eval_start, eval_end), time.monotonic() - t0,
-                           start or None, path, sha256_file(path), grid, self.notes)
+                           start or None, path, sha, grid, self.notes)
 
     @torch.no_grad()
     def samples(self, data: TrainingSet, path: Path) -> Path:
