@@ -61,6 +61,11 @@ def test_unreadable_image(tmp_path):
         validate_training_set(folder, min_side=32)
     assert e.value.file == str(folder / "broken.png") and "remove it from the training set" in e.value.fix
     assert isinstance(e.value, BadInputError)
+    (folder / "broken.png").unlink()
+    (folder / "scan.tiff").write_bytes(b"II*\0")
+    with pytest.raises(TrainingSetError, match=".tiff is not a training format") as e:
+        validate_training_set(folder, min_side=32)
+    assert e.value.fix == "convert it to PNG"
 
 
 def test_missing_and_empty_captions_are_all_reported(tmp_path):

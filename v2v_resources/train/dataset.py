@@ -16,6 +16,7 @@ from ..imaging import load_photo
 
 PHASE = "training_set"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+OTHER_IMAGES = (".gif", ".bmp", ".tif", ".tiff", ".heic", ".avif")   # refused, not silently skipped
 
 
 class TrainingSetError(BadInputError):
@@ -104,7 +105,8 @@ def validate_training_set(folder: str | Path, *, min_side: int) -> TrainingSet:
     if not images:
         raise _problem(folder, f"no images in the training set folder (looked for {', '.join(IMAGE_EXTENSIONS)})",
                        "add the reference illustrations, each with a same-named .txt caption")
-    problems: list[TrainingSetError] = []
+    problems = [_problem(p, f"{p.suffix.lower()} is not a training format", "convert it to PNG")
+                for p in files if p.suffix.lower() in OTHER_IMAGES]
     examples: list[Example] = []
     seen: dict[str, Path] = {}
     for img in images:
