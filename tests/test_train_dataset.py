@@ -61,11 +61,10 @@ def test_unreadable_image(tmp_path):
         validate_training_set(folder, min_side=32)
     assert e.value.file == str(folder / "broken.png") and "remove it from the training set" in e.value.fix
     assert isinstance(e.value, BadInputError)
-    (folder / "broken.png").unlink()
     (folder / "scan.tiff").write_bytes(b"II*\0")
     with pytest.raises(TrainingSetError, match=".tiff is not a training format") as e:
         validate_training_set(folder, min_side=32)
-    assert e.value.fix == "convert it to PNG"
+    assert e.value.fix == "convert it to PNG" and "broken.png: not a recognised image format" in e.value.reason
 
 
 def test_missing_and_empty_captions_are_all_reported(tmp_path):
@@ -87,9 +86,13 @@ def test_duplicates_and_small_images(tmp_path):
         validate_training_set(folder, min_side=32)
     assert e.value.file == str(folder / "copy.png") and e.value.fix == "remove one of the two"
     (folder / "copy.png").unlink()
-    with pytest.raises(TrainingSetError, match="shorter side must be at least 512") as e:
+    with pytest.raises(TrainingSetError, match="96x80: the shorter side must be at least 512") as e:
         validate_training_set(folder, min_side=512)
     assert "training.min_image_side" in e.value.fix
+    write_set(folder, n=1, size=(200, 64))
+    with pytest.raises(TrainingSetError, match="200x64: more than 2.0:1") as e:
+        validate_training_set(folder, min_side=32)
+    assert e.value.file == str(folder / "car0.png") and e.value.fix == "crop it closer to square"
 
 
 def test_v2v_train_check_validates_without_the_ml_stack(tmp_path):

@@ -39,7 +39,7 @@ def _thumbnails(data: TrainingSet, n: int = 8) -> str:
 
     rows = ["| image | caption |", "|---|---|"]
     for ex in data.examples[:n]:
-        png = thumbnail_png(load_photo(ex.image, min_side=1, max_aspect_ratio=1e9).rgb, 96, 6000)
+        png = thumbnail_png(load_photo(ex.image, min_side=1, max_aspect_ratio=float("inf")).rgb, 96, 6000)
         rows.append(f"| {thumbnail_markdown(png)} | {ex.caption.replace('|', '/')} |")
     if len(data.examples) > n:
         rows.append(f"| … | {len(data.examples) - n} more |")

@@ -16,6 +16,7 @@ from ..imaging import load_photo
 
 PHASE = "training_set"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+MAX_ASPECT = 2.0                 # training centre-crops a square: wider sets lose most of each image
 OTHER_IMAGES = (".gif", ".bmp", ".tif", ".tiff", ".heic", ".avif")   # refused, not silently skipped
 
 
@@ -102,11 +103,12 @@ def validate_training_set(folder: str | Path, *, min_side: int) -> TrainingSet:
                        "create it and put the reference images in it, each with a same-named .txt caption")
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
-    if not images:
-        raise _problem(folder, f"no images in the training set folder (looked for {', '.join(IMAGE_EXTENSIONS)})",
-                       "add the reference illustrations, each with a same-named .txt caption")
     problems = [_problem(p, f"{p.suffix.lower()} is not a training format", "convert it to PNG")
                 for p in files if p.suffix.lower() in OTHER_IMAGES]
+    if not images:
+        _raise_all(problems)
+        raise _problem(folder, f"no images in the training set folder (looked for {', '.join(IMAGE_EXTENSIONS)})",
+                       "add the reference illustrations, each with a same-named .txt caption")
     examples: list[Example] = []
     seen: dict[str, Path] = {}
     for img in images:
@@ -114,11 +116,18 @@ def validate_training_set(folder: str | Path, *, min_side: int) -> TrainingSet:
         if err:
             problems.append(err)
         try:
-            photo = load_photo(img, min_side=min_side, max_aspect_ratio=4.0)
+            photo = load_photo(img, min_side=1, max_aspect_ratio=float("inf"))
         except BadInputError as e:
-            problems.append(_problem(img, e.reason, f"{e.fix}; or remove it from the training set"
-                                     if "shorter side" not in e.reason else
+            problems.append(_problem(img, e.reason, f"{e.fix}; or remove it from the training set"))
+            continue
+        h, w = photo.rgb.shape[:2]
+        if min(w, h) < min_side:
+            problems.append(_problem(img, f"{w}x{h}: the shorter side must be at least {min_side} px",
                                      "use a larger image, remove it, or lower training.min_image_side"))
+            continue
+        if max(w, h) > MAX_ASPECT * min(w, h):
+            problems.append(_problem(img, f"{w}x{h}: more than {MAX_ASPECT}:1, the square centre crop would lose "
+                                          "most of it", "crop it closer to square"))
             continue
         digest = photo.info["sha256"]
         if digest in seen:
@@ -126,7 +135,6 @@ def validate_training_set(folder: str | Path, *, min_side: int) -> TrainingSet:
             continue
         seen[digest] = img
         if caption is not None:
-            h, w = photo.rgb.shape[:2]
             examples.append(Example(str(img.resolve()), caption, digest, w, h, photo.info["format"] or "?"))
     _raise_all(problems)
     captions = {p.with_suffix(".txt") for p in images}

@@ -79,7 +79,7 @@ def _square(path: str, size: int) -> tuple[np.ndarray, tuple[int, int], tuple[in
     """Resize the shorter side to `size` and centre-crop: (pixels, original (h, w), crop top-left (y, x))."""
     from ..imaging import load_photo
 
-    rgb = load_photo(path, min_side=1, max_aspect_ratio=1e9).rgb
+    rgb = load_photo(path, min_side=1, max_aspect_ratio=float("inf")).rgb
     h, w = rgb.shape[:2]
     scale = size / min(h, w)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
