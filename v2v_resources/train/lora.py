@@ -249,7 +249,8 @@ class LoraTrainer:
     def train(self, data: TrainingSet, out_dir: Path, *,
               on_step: Callable[[int, float], None] | None = None) -> TrainResult:
         """Train (or resume) into `out_dir`: `checkpoints/` while running, then `style.safetensors`, its record
-        `lora.json` (sha256, steps, training set) and `samples.png`. Returns when finished or, past `time_limit_s`, after saving a checkpoint."""
+        `lora.json` (sha256, steps, training set) and `samples.png`. Returns when finished or, past
+        `time_limit_s`, after saving a checkpoint."""
         from diffusers.optimization import get_scheduler
 
         cfg, t0 = self.cfg, time.monotonic()
