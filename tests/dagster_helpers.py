@@ -15,7 +15,7 @@ from v2v_resources.phases import REGISTRY
 
 LOCATION = "v2v"  # the code location's name in workspace.yaml
 ASSETS = REGISTRY.names
-PHASE_ASSETS = list(defs.assets)
+PHASE_ASSETS = [a for a in defs.assets if a.key.to_user_string() in ASSETS]   # the training assets have other partitions
 
 
 def drop(home, src: Path, name: str | None = None, age_s: float = 60.0) -> Path:

@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_models import add_commands
 
     add_commands(sub)
+    from .cli_train import add_commands as add_train_commands
+
+    add_train_commands(sub)
     return p
 
 

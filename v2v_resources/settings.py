@@ -267,6 +267,33 @@ class Output(_Strict):
     png_preview: bool
 
 
+class Training(_Strict):
+    """Style LoRA fine-tuning (v2v_resources/train): the set, the recipe, and how the run is kept safe."""
+    data_dir: str | None = operational()          # <data_dir>/<version>/; None: $V2V_HOME/training_sets
+    use_version: str | None = operational()       # the style_lora version illustrations depend on; None: no edge
+    min_image_side: int = Field(ge=8)
+    rank: int = Field(ge=1, le=256)
+    alpha: float = Field(gt=0)
+    learning_rate: float = Field(gt=0, le=1)
+    lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts",
+                          "polynomial"]
+    lr_warmup_steps: int = Field(ge=0)
+    steps: int = Field(ge=1)
+    resolution: int = Field(ge=64, le=2048, multiple_of=8)
+    batch_size: int = Field(ge=1, le=64)
+    gradient_accumulation: int = Field(ge=1, le=256)
+    max_grad_norm: float = Field(gt=0)
+    seed: int = Field(ge=0)
+    mixed_precision: Literal["no", "fp16", "bf16"]
+    use_8bit_adam: bool
+    gradient_checkpointing: bool = operational()
+    checkpoint_every: int = operational(ge=1)
+    keep_checkpoints: int = operational(ge=1)
+    time_limit_s: float | None = operational(gt=0)
+    sample_prompts: list[str] = operational()    # empty: the training set's first captions
+    sample_steps: int = operational(ge=1, le=200)
+
+
 class Settings(_Strict):
     hardware: Hardware
     palette: PaletteChoice
@@ -277,6 +304,7 @@ class Settings(_Strict):
     phase4: Phase4
     output: Output
     orchestration: Orchestration
+    training: Training
 
     def backend(self, phase: str) -> str:
         return getattr(self, phase).backend
