@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_models import add_commands
 
     add_commands(sub)
+    from .cli_api import add_commands as add_api_commands
+
+    add_api_commands(sub)
     return p
 
 
