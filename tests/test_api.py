@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import threading
 import time
@@ -197,3 +198,21 @@ def test_options_sidecar_with_bad_options_is_quarantined(home, instance, sample_
     reason = (home.quarantine / "hand.jpg.reason.txt").read_text()
     assert "options sidecar: preset" in reason and "turbo" in reason
     assert (home.quarantine / "hand.jpg.options.json").is_file()   # kept beside the image
+
+
+def test_hash_token_command_makes_a_token_the_api_accepts(capsys):
+    from v2v_assets.api.auth import Tokens
+    from v2v_assets.cli import main
+
+    assert main(["api", "hash-token"]) == 0
+    out = capsys.readouterr().out
+    token, digest = (re.search(r"token .*: (\S+)", out).group(1), re.search(r"(sha256:[0-9a-f]{64})", out).group(1))
+    assert Tokens([digest]).identify(f"Bearer {token}") and not Tokens([digest]).identify(f"Bearer {token}x")
+    assert token not in load_settings(overrides={"api": {"token_hashes": [digest]}}).model_dump_json()
+
+
+def test_api_refuses_to_start_without_tokens(capsys):
+    from v2v_assets.cli import main
+
+    assert main(["api", "--port", "1"]) == 2
+    assert "api.token_hashes is empty" in capsys.readouterr().err

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from v2v_resources import intake
+from v2v_resources.errors import V2VError
 from v2v_resources.phases import REGISTRY
 from v2v_resources.storage import Home
 
@@ -88,7 +89,10 @@ def image_status(home: Home, instance: dg.DagsterInstance, key: str) -> dict | N
         state = "running"
     else:
         state = "pending"
-    options = intake.read_sidecar(received) if received else intake.stored_options(home, key)
+    try:
+        options = intake.read_sidecar(received) if received else intake.stored_options(home, key)
+    except V2VError:   # a hand-written sidecar the sensor will quarantine
+        options = None
     return {"key": key, "state": state, "options": options, "phases": phases,
             "seconds": round(sum(p.get("seconds") or 0 for p in phases), 4),
             "run": {"id": run.run_id, "status": run.status.value, "started_at": start} if run else None}
