@@ -96,7 +96,8 @@ def _status(request: Request, key: str) -> dict:
     return found
 
 
-@router.get("/{key}", response_model=ImageStatus, responses={404: {"model": Problem}})
+@router.get("/{key}", response_model=ImageStatus, response_model_exclude_none=True,
+            responses={404: {"model": Problem}})
 def status(request: Request, key: str) -> dict:
     """The image's state, and each phase's: pending, running, done (with its checks, backend and seconds)
     or failed (with the reason and the fix)."""
