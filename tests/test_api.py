@@ -2,8 +2,10 @@
 concurrent uploads taken by the inbox sensor (ticked here; tests/test_api_e2e.py runs the daemon)."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import re
 import socket
 import threading
@@ -94,7 +96,6 @@ def test_duplicate_upload_gives_the_same_key(api, home, instance, sample_dir):
     first = upload(api, photo, "My Car.jpg", palette="automotive15")
     assert first.status_code == 202, first.text
     key = first.json()["key"]
-    import hashlib
     assert key == f"my-car-{hashlib.sha256(photo).hexdigest()[:10]}"   # intake's key: readable stem + hash
     again = upload(api, photo, "other name.jpg", palette="default15")
     assert again.status_code == 200 and again.json() == {**first.json(), "duplicate": True}
@@ -216,3 +217,23 @@ def test_api_refuses_to_start_without_tokens(capsys):
 
     assert main(["api", "--port", "1"]) == 2
     assert "api.token_hashes is empty" in capsys.readouterr().err
+
+
+def test_a_claim_whose_image_was_lost_is_written_again(home):
+    """A writer that died between claiming the content and writing the inbox file: the same upload later
+    writes it (once the claim is older than the grace a live writer needs)."""
+    from v2v_resources import intake
+
+    limits, data = load_settings().intake, png_bytes(7)
+    first = intake.submit(home, data, "lost.png", {"seed": 3}, limits)
+    image = intake.inbox_image(home, first.key)
+    image.unlink()
+    intake.sidecar_path(image).unlink()
+    assert intake.submit(home, data, "lost.png", {}, limits) == intake.Submission(first.key, False)  # in grace
+    assert intake.inbox_image(home, first.key) is None
+    idx = next((home.root / "index").rglob(hashlib.sha256(data).hexdigest()))
+    old = idx.stat().st_mtime - intake.CLAIM_GRACE_S - 1
+    os.utime(idx, (old, old))
+    assert intake.submit(home, data, "other.png", {"seed": 4}, limits) == intake.Submission(first.key, True)
+    assert intake.read_sidecar(intake.inbox_image(home, first.key)) == {"seed": 4}
+

@@ -205,7 +205,10 @@ def _claim(idx: Path, key: str) -> tuple[str, bool]:
         os.link(tmp, idx)
         return key, True
     except FileExistsError:
-        return idx.read_text().strip() or key, False
+        claimed = idx.read_text().strip()
+        if not claimed:  # written by an older, non-atomic claim that crashed: repair it
+            write_text_atomic(idx, key)
+        return claimed or key, False
     finally:
         os.unlink(tmp)
 
@@ -257,7 +260,6 @@ def confirm_pending(home: Home, keys: list[str]) -> None:
 class Submission:
     key: str
     new: bool             # False: this content was handed in before (its first options stand)
-    format: str           # Pillow's name of the image format
 
 
 def inbox_image(home: Home, key: str) -> Path | None:
@@ -296,9 +298,9 @@ def submit(home: Home, data: bytes, name: str, options: dict, limits: IntakeSett
     lost = not first and inbox_image(home, key) is None and not _is_stored(home, key) \
         and time.time() - idx.stat().st_mtime > CLAIM_GRACE_S
     if not (first or lost):
-        return Submission(key, False, fmt)
+        return Submission(key, False)
     image = home.inbox / f"{key}{ext}"
     # The sidecar first: the image is only listed once whole, and then its options are there.
     write_json_atomic(sidecar_path(image), {"options": options, "name": name, "received": time.time()})
     write_bytes_atomic(image, data)
-    return Submission(key, True, fmt)
+    return Submission(key, True)
