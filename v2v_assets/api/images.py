@@ -23,7 +23,8 @@ from .status import image_status, output_file
 # The check itself is BearerAuth (before the body is read); this declares it in the OpenAPI docs.
 bearer = HTTPBearer(description="a token whose sha256 is in api.token_hashes (`v2v api hash-token`)")
 router = APIRouter(prefix="/v1/images", tags=["images"], dependencies=[Security(bearer)],
-                   responses={401: {"model": Problem}, 429: {"model": Problem}})
+                   responses={401: {"model": Problem}, 408: {"model": Problem}, 429: {"model": Problem},
+                              503: {"model": Problem}})
 
 
 def _options(palette, palette_hex_list, preset, backend, backend_phase1, backend_phase2, backend_phase3,

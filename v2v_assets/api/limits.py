@@ -112,12 +112,13 @@ class RequestTimeout:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
+        deadline = asyncio.timeout(self.seconds)
         try:
-            async with asyncio.timeout(self.seconds):
+            async with deadline:
                 await self.app(scope, tracking_receive, tracking_send)
         except TimeoutError:
-            if started:
-                raise   # the status is already out; the server drops the connection
+            if started or not deadline.expired():
+                raise   # the status is already out (the server drops the connection), or not our deadline
             if not body_done:
                 return await send_error(scope, receive, send, 408, f"request body not received within "
                                         f"{self.seconds:g} s", fix="send the image faster or smaller "
