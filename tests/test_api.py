@@ -145,7 +145,7 @@ def test_fifty_concurrent_uploads_give_fifty_partitions(api, home, instance):
 
 
 def test_limits_answer_413_415_422_429(home, instance, sample_dir):
-    settings = api_settings(max_upload_bytes=40_000, rate_limit_per_minute=6, rate_limit_burst=8,
+    settings = api_settings(max_upload_bytes=40_000, rate_limit_per_minute=1, rate_limit_burst=9,
                             allowed_types=["image/png", "image/jpeg"])
     with serve(home, instance, settings) as url, httpx.Client(base_url=url, timeout=30) as client:
         big = png_bytes(1, size=(200, 200))   # ~120 kB of noise
@@ -157,6 +157,8 @@ def test_limits_answer_413_415_422_429(home, instance, sample_dir):
         chunked = client.post("/v1/images", headers={**auth(), "Content-Type": form.headers["content-type"]},
                               content=iter([body[i:i + 16384] for i in range(0, len(body), 16384)]))
         assert chunked.status_code == 413, chunked.text
+        r = upload(client, png_bytes(5, size=(140, 140)))   # ~59 kB: the body fits, the image does not
+        assert r.status_code == 413 and "image exceeds 40000 bytes" in r.json()["detail"], r.text
         r = upload(client, b"<html>hello</html>", "page.jpg")
         assert r.status_code == 415 and "not a recognised image format" in r.json()["detail"], r.text
         r = upload(client, png_bytes(2, fmt="GIF"), "anim.gif")
@@ -166,14 +168,14 @@ def test_limits_answer_413_415_422_429(home, instance, sample_dir):
         r = upload(client, png_bytes(4), palette="no-such-palette")
         assert r.status_code == 422 and "unknown palette" in r.json()["detail"], r.text
         assert not [p for p in home.inbox.iterdir()]   # nothing refused reached the inbox
-        # Each authenticated request above took one of this token's 8; the other token has its own.
+        # Each authenticated request above took one of this token's 9; the other token has its own.
         codes = [client.get("/v1/images/x-0000000000", headers=auth()).status_code for _ in range(4)]
         assert codes[:2] == [404, 404] and codes[-1] == 429, codes
         r = client.get("/v1/images/x-0000000000", headers=auth())
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1 and "rate limit" in r.json()["detail"]
         assert client.get("/v1/images/x-0000000000", headers=auth(OTHER)).status_code == 404
         metrics = client.get("/metrics").text
-        assert 'v2v_api_requests_total{method="POST",route="/v1/images",status="413"} 2.0' in metrics
+        assert 'v2v_api_requests_total{method="POST",route="/v1/images",status="413"} 3.0' in metrics
         assert 'v2v_api_requests_total{method="GET",route="/v1/images/{key}",status="429"}' in metrics
         assert 'v2v_images{state="received"} 0.0' in metrics
 
