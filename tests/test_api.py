@@ -108,7 +108,8 @@ def test_duplicate_upload_gives_the_same_key(api, home, instance, sample_dir):
     assert upload(api, photo, "third.jpg").json()["key"] == key   # after admission too
     assert list(instance.get_dynamic_partitions("images")) == [key]
     st = api.get(f"/v1/images/{key}", headers=auth()).json()
-    assert st["state"] == "pending" and st["options"] == {"palette": "automotive15"}
+    assert st["state"] == "pending" and st["options"] == {"palette": "automotive15"} and st["name"] == "My Car.jpg"
+    assert time.time() - 120 < st["received_at"] <= time.time()
     assert [p["state"] for p in st["phases"]] == ["pending"] * 5
     r = api.get(f"/v1/images/{key}/svg", headers=auth())
     assert r.status_code == 409 and "pending" in r.json()["detail"]
@@ -237,5 +238,5 @@ def test_a_claim_whose_image_was_lost_is_written_again(home):
     old = idx.stat().st_mtime - intake.CLAIM_GRACE_S - 1
     os.utime(idx, (old, old))
     assert intake.submit(home, data, "other.png", {"seed": 4}, limits) == intake.Submission(first.key, True)
-    assert intake.read_sidecar(intake.inbox_image(home, first.key)) == {"seed": 4}
+    assert intake.read_sidecar(intake.inbox_image(home, first.key))["options"] == {"seed": 4}
 

@@ -106,7 +106,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, v2v_home: V2VHome, v2v_con
                 if not context.instance.has_dynamic_partition(images_partitions.name, k)]
     for path in scan.ready:
         try:
-            problem = options_problem(intake.read_sidecar(path))
+            problem = options_problem(intake.read_sidecar(path).get("options", {}))
             problem = problem and f"options sidecar: {problem}"
         except V2VError as e:
             problem = e.reason

@@ -82,7 +82,8 @@ def sidecar_path(image: Path) -> Path:
 
 
 def read_sidecar(image: Path) -> dict:
-    """The options handed in with an inbox image ({} without a sidecar); raises BadInputError if unreadable."""
+    """What an inbox image was handed in with: {"options": {...}, "name", "received"} ({} without a sidecar);
+    raises BadInputError if it is unreadable."""
     side = sidecar_path(image)
     try:
         data = json.loads(side.read_text())
@@ -91,11 +92,10 @@ def read_sidecar(image: Path) -> dict:
     except (OSError, ValueError) as e:
         raise BadInputError(f"options sidecar is not valid JSON ({e})", file=side.name, phase="intake",
                             fix='write {"options": {"palette": ..., "preset": ...}} or drop the image alone')
-    options = data.get("options") if isinstance(data, dict) else None
-    if not isinstance(options, dict):
+    if not isinstance(data, dict) or not isinstance(data.get("options"), dict):
         raise BadInputError("options sidecar has no `options` mapping", file=side.name, phase="intake",
                             fix='write {"options": {"palette": ..., "preset": ...}}')
-    return options
+    return data
 
 
 def _move_sidecar(image: Path, dest: Path) -> None:
@@ -105,12 +105,17 @@ def _move_sidecar(image: Path, dest: Path) -> None:
         os.replace(side, dest)
 
 
-def stored_options(home: Home, key: str) -> dict:
-    """The per-image options an admitted image came with ({} for none)."""
+def stored_sidecar(home: Home, key: str) -> dict:
+    """What an admitted image was handed in with: {"options", "name", "received"} ({} for a plain drop)."""
     try:
-        return json.loads(home.path("photo", key, "options.json").read_text()).get("options", {})
+        return json.loads(home.path("photo", key, "options.json").read_text())
     except FileNotFoundError:
         return {}
+
+
+def stored_options(home: Home, key: str) -> dict:
+    """The per-image options an admitted image came with ({} for none)."""
+    return stored_sidecar(home, key).get("options", {})
 
 
 class UnsupportedImage(BadInputError):

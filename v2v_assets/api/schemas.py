@@ -56,10 +56,12 @@ class ImageStatus(BaseModel):
     key: str
     state: ImageState = Field(description="received: in the inbox, not yet taken by the sensor; pending: a "
                                           "partition waiting for a run; running; done; failed")
-    options: dict[str, Any] | None
+    options: dict[str, Any] | None = Field(None, description="the options it was sent with")
+    name: str | None = Field(None, description="the file name it was sent under")
+    received_at: float | None = Field(None, description="when the API stored it (Unix time)")
     phases: list[PhaseStatus]
     seconds: float = Field(description="time spent in the phases done so far")
-    run: RunInfo | None = Field(description="the run in progress covering this image")
+    run: RunInfo | None = Field(None, description="the run in progress covering this image")
 
 
 class Readiness(BaseModel):

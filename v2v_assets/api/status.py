@@ -90,10 +90,11 @@ def image_status(home: Home, instance: dg.DagsterInstance, key: str) -> dict | N
     else:
         state = "pending"
     try:
-        options = intake.read_sidecar(received) if received else intake.stored_options(home, key)
+        handed_in = intake.read_sidecar(received) if received else intake.stored_sidecar(home, key)
     except V2VError:   # a hand-written sidecar the sensor will quarantine
-        options = None
-    return {"key": key, "state": state, "options": options, "phases": phases,
+        handed_in = {}
+    return {"key": key, "state": state, "options": handed_in.get("options"), "name": handed_in.get("name"),
+            "received_at": handed_in.get("received"), "phases": phases,
             "seconds": round(sum(p.get("seconds") or 0 for p in phases), 4),
             "run": {"id": run.run_id, "status": run.status.value, "started_at": start} if run else None}
 
