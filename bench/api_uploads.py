@@ -65,7 +65,8 @@ def timed(client: httpx.Client, fn, items, concurrency: int) -> tuple[float, lis
 def summary(kind: str, wall: float, lat: list[float]) -> dict:
     lat = sorted(lat)
     row = {"kind": kind, "n": len(lat), "req_per_s": round(len(lat) / wall, 1),
-           "p50_ms": round(statistics.median(lat) * 1000, 1), "p95_ms": round(lat[int(0.95 * (len(lat) - 1))] * 1000, 1)}
+           "p50_ms": round(statistics.median(lat) * 1000, 1),
+           "p95_ms": round(lat[int(0.95 * (len(lat) - 1))] * 1000, 1)}
     print(f"{kind:<10} {row['n']:>5} requests  {row['req_per_s']:>7} req/s  p50 {row['p50_ms']:>7} ms  "
           f"p95 {row['p95_ms']:>7} ms")
     return row

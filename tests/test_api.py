@@ -113,7 +113,8 @@ def test_duplicate_upload_gives_the_same_key(api, home, instance, sample_dir):
     assert [p["state"] for p in st["phases"]] == ["pending"] * 5
     r = api.get(f"/v1/images/{key}/svg", headers=auth())
     assert r.status_code == 409 and "pending" in r.json()["detail"]
-    assert api.get("/v1/images/nope-0123456789", headers=auth()).status_code == 404
+    for unknown in ("nope-0123456789", "*", "..", key.upper()):
+        assert api.get(f"/v1/images/{unknown}", headers=auth()).status_code == 404, unknown
 
 
 def test_fifty_concurrent_uploads_give_fifty_partitions(api, home, instance):

@@ -12,6 +12,7 @@ and the image atomically into the inbox, so the sensor takes both together.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import json
@@ -269,7 +270,7 @@ class Submission:
 
 def inbox_image(home: Home, key: str) -> Path | None:
     """The inbox file a submission wrote for `key`, while the sensor has not taken it yet."""
-    for p in home.inbox.glob(f"{key}.*"):
+    for p in home.inbox.glob(f"{glob.escape(key)}.*"):
         if not p.name.endswith(OPTIONS_SUFFIX) and p.name[len(key) + 1:].isalnum():
             return p
     return None

@@ -3,12 +3,14 @@ instance (whether a run covering it is in progress, and which of its steps is ru
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import dagster as dg
 
 from v2v_resources import intake
 from v2v_resources.errors import V2VError
+from v2v_resources.imaging import HASH_CHARS
 from v2v_resources.phases import REGISTRY
 from v2v_resources.storage import Home
 
@@ -19,6 +21,7 @@ ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dagste
           dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 PARTITION_TAG = "dagster/partition"
 IMAGE_STATES = ("received", "pending", "running", "done", "failed")
+KEY = re.compile(rf"[a-z0-9_-]+-[0-9a-f]{{{HASH_CHARS}}}")   # imaging.partition_key's shape: nothing else is looked up
 
 
 def covering_runs(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, dg.DagsterRun]:
@@ -65,9 +68,7 @@ def _phase(home: Home, name: str, key: str, run: dg.DagsterRun | None, run_start
 
 def image_status(home: Home, instance: dg.DagsterInstance, key: str) -> dict | None:
     """The image's state and each phase's, or None for a key nobody handed in."""
-    try:
-        home.asset_dir("photo", key)
-    except ValueError:
+    if not KEY.fullmatch(key):
         return None
     partition = instance.has_dynamic_partition(images_partitions.name, key)
     received = intake.inbox_image(home, key)
@@ -101,10 +102,9 @@ def image_status(home: Home, instance: dg.DagsterInstance, key: str) -> dict | N
 
 def output_file(home: Home, key: str, name: str) -> Path | None:
     """A finished image's output (`svg`, `preview`) as recorded by its last phase."""
-    try:
-        meta = _read(home.path(REGISTRY.last.name, key, "meta.json"))
-    except ValueError:
+    if not KEY.fullmatch(key):
         return None
+    meta = _read(home.path(REGISTRY.last.name, key, "meta.json"))
     path = (meta or {}).get("files", {}).get(name)
     return Path(path) if path and Path(path).is_file() else None
 
