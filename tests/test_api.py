@@ -182,8 +182,18 @@ def test_limits_answer_413_415_422_429(home, instance, sample_dir):
         assert 'v2v_images{state="received"} 0.0' in metrics
 
 
-def test_a_body_sent_too_slowly_gets_408(home, instance):
+def test_requests_past_the_time_limit_get_408_or_503(home, instance, monkeypatch):
+    import v2v_assets.api.images as routes
+
+    def slow_status(*args):
+        time.sleep(2.5)
+        return None
+
+    monkeypatch.setattr(routes, "image_status", slow_status)   # a status lookup stuck on slow storage
     with serve(home, instance, api_settings(request_timeout_s=1.0)) as url:
+        r = httpx.get(f"{url}/v1/images/slow-0123456789", headers=auth(), timeout=10)
+        assert r.status_code == 503 and "not answered within 1 s" in r.json()["detail"], r.text
+        assert r.headers["retry-after"]
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as s:
             s.sendall(f"POST /v1/images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
