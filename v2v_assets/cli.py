@@ -144,12 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--home")
     ins.set_defaults(func=lambda a: print(prepare_instance(_home(a))) or 0)
 
-    from .cli_models import add_commands
+    from . import cli_api, cli_models, cli_train
 
-    add_commands(sub)
-    from .cli_train import add_commands as add_train_commands
-
-    add_train_commands(sub)
+    for commands in (cli_models, cli_train, cli_api):
+        commands.add_commands(sub)
     return p
 
 

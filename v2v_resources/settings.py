@@ -257,6 +257,28 @@ class Phase4(_Strict):
     quality: Phase4Quality
 
 
+class Api(_Strict):
+    """`v2v api`: the HTTP API over the inbox and the Dagster instance (operational: no output depends on it)."""
+    bind: str = operational()
+    port: int = operational(ge=1, le=65535)
+    token_hashes: list[str] = operational()          # "sha256:<hex>" from `v2v api hash-token`
+    max_upload_bytes: int = operational(gt=0)
+    allowed_types: list[str] = operational()         # MIME types of the decoded format, not the client's claim
+    rate_limit_per_minute: float = operational(gt=0)  # per token
+    rate_limit_burst: int = operational(ge=1)
+    request_timeout_s: float = operational(gt=0)
+    ready_tick_age_s: float = operational(gt=0)      # /ready: the inbox sensor ticked within this long
+
+    @field_validator("token_hashes")
+    @classmethod
+    def _hashes(cls, v):
+        for h in v:
+            algo, _, digest = h.partition(":")
+            if algo != "sha256" or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+                raise ValueError(f"{h[:12]}…: not a token hash; make one with `v2v api hash-token`")
+        return v
+
+
 class Orchestration(_Strict):
     max_runtime_s: int = Field(gt=0)
     nightly_cron: str
@@ -302,6 +324,7 @@ class Settings(_Strict):
     phase2: Phase2
     phase3: Phase3
     phase4: Phase4
+    api: Api
     output: Output
     orchestration: Orchestration
     training: Training
