@@ -55,7 +55,7 @@ def phase_asset(phase: Phase, settings: Settings, extra_deps: Sequence[dg.AssetD
         )
         def _asset(context: dg.AssetExecutionContext):
             res = context.resources
-            call, in_flight = getattr(res, runner_key).caller(res.v2v_config.settings)
+            call, in_flight = getattr(res, runner_key).caller(res.v2v_config)
             yield from run_batch(context, phase, res.v2v_home.home, call, in_flight)
 
     return _asset
