@@ -18,12 +18,16 @@ import numpy as np
 from ..errors import BadInputError, QualityError
 from ..settings import Phase1
 from .base import SanitizeResult
+from .classical.saliency import subject_map
+from .classical.text import find_text, inpaint
+from .classical.wheels import find_wheels, ground_line, wheel_discs
 
 PHASE = "sanitize"
 WORK_LONG_SIDE = 384
 ROW_PRIOR_DELTA_E = 12.0   # Lab distance from a row's margin colours above which a pixel starts as vehicle
+SEED_BOX_GROWTH = 0.15    # the seed blob's box grows by this share of its size; beyond it is sure background
+GROUND_TOLERANCE = 0.15   # share of a tyre radius kept below the lowest tyre bottom
 CLOSE_SHARE = 0.03         # closing kernel, share of the long side: bridges thin roofs and pillars
-LITE_NOTE = "lite backend: parts untouched"
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -61,13 +65,26 @@ class GrabCutSanitizer:
                                     fix="pass the alpha channel decoded with the image")
             mask, method = alpha > 127, "alpha"
         else:
-            mask, method = self._segment(rgb, self._frame_labels), "grabcut"
+            wheels: list = []
+            mask, method = self._segment(rgb, self._frame_labels,
+                                         lambda small, fg: self._wheels_and_ground(small, fg, wheels)), "grabcut"
         if not mask.any():
             raise QualityError("no vehicle found: the mask is empty", phase=PHASE,
                                fix="frame the vehicle away from the photo's edges, or use the ml backend")
+        erased, detections = find_text(rgb, mask)
+        share = erased.sum() / mask.sum()
+        if share > self.cfg.quality.max_erased_share:
+            # a vehicle covered in lettering: erasing all of it would leave no paint to fill from
+            erased[:] = False
+            for d in detections:
+                d.update(kept=False, why=d["why"] + f"; not erased: text covers {share:.0%} of the vehicle")
+        clean = inpaint(rgb, erased)
+        kept = sum(d["kept"] for d in detections)
         return SanitizeResult(
-            clean=rgb, vehicle_mask=mask, erased_mask=np.zeros(mask.shape, bool), backend=self.backend,
-            metrics={"parts_erased": 0, "note": LITE_NOTE, "mask_method": method,
+            clean=clean, vehicle_mask=mask, erased_mask=erased, backend=self.backend, detections=detections,
+            metrics={"parts_erased": kept, "note": f"lite backend: {kept} text lines and plates erased",
+                     "mask_method": method, "wheels": len(wheels) if alpha is None else 0,
+                     "erased_share": round(float(erased.sum() / mask.sum()), 4),
                      "vehicle_area": round(float(mask.mean()), 4),
                      "seconds": round(time.perf_counter() - t0, 3)})
 
@@ -92,10 +109,45 @@ class GrabCutSanitizer:
         sides = [cv2.GaussianBlur(lab[:, cols].mean(axis=1)[:, None], (1, 5), 0)
                  for cols in (slice(0, mx), slice(w - mx, w))]
         distance = np.minimum(*(np.linalg.norm(lab - side, axis=2) for side in sides))
-        labels = np.full((h, w), cv2.GC_BGD, np.uint8)
-        inner = distance[my:h - my, mx:w - mx]
-        labels[my:h - my, mx:w - mx] = np.where(inner > ROW_PRIOR_DELTA_E, cv2.GC_PR_FGD, cv2.GC_PR_BGD)
+        row_fg = distance > ROW_PRIOR_DELTA_E
+        _, background = subject_map(small)
+        fg = 1 - background
+        seed = self._vehicle_seed(((fg > 0.95) | (row_fg & (fg > 0.25))), fg)
+        labels = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
+        if not seed.any():
+            return labels
+        ys, xs = np.nonzero(seed)
+        gy, gx = round(SEED_BOX_GROWTH * (ys.max() - ys.min() + 1)), round(SEED_BOX_GROWTH * (xs.max() - xs.min() + 1))
+        box = np.zeros((h, w), bool)
+        box[max(ys.min() - gy, 0):ys.max() + gy + 1, max(xs.min() - gx, 0):xs.max() + gx + 1] = True
+        labels[~box | ((fg < 0.1) & ~row_fg)] = cv2.GC_BGD
+        margin = np.ones((h, w), bool)
+        margin[my:h - my, mx:w - mx] = False
+        labels[margin & (fg < 0.5)] = cv2.GC_BGD
+        labels[seed | (box & row_fg & (labels != cv2.GC_BGD))] = cv2.GC_PR_FGD
         return labels
+
+    @staticmethod
+    def _vehicle_seed(prior: np.ndarray, fg: np.ndarray) -> np.ndarray:
+        """The prior's blob that is most likely the vehicle, with the blobs inside its box (windows, wheels).
+        A blob reaching both the left and the right frame edge is a band of background (buildings, a wall)."""
+        h, w = prior.shape
+        prior = cv2.morphologyEx(prior.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        n, comp, stats, _ = cv2.connectedComponentsWithStats(prior, connectivity=8)
+        if n <= 1:
+            return np.zeros((h, w), bool)
+        fg_sum = np.bincount(comp.ravel(), fg.ravel(), n)
+        x, y, bw, bh = (stats[:, i] for i in range(4))
+        edge = max(1, round(0.02 * w))
+        spans = (x <= edge) & (x + bw >= w - edge)
+        # vehicles stand on the ground: a blob ending high in the frame is more likely sky or buildings
+        score = fg_sum * np.where(spans, 0.2, 1.0) * ((y + bh) / h) ** 2
+        score[0] = -1
+        best = int(np.argmax(score))
+        bx0, by0, bx1, by1 = x[best], y[best], x[best] + bw[best], y[best] + bh[best]
+        inside = (x >= bx0) & (y >= by0) & (x + bw <= bx1) & (y + bh <= by1) & ~spans
+        inside[best], inside[0] = True, False
+        return inside[comp]
 
     @staticmethod
     def _hint_labels(hint: np.ndarray) -> np.ndarray:
@@ -109,7 +161,18 @@ class GrabCutSanitizer:
         labels[hint] = cv2.GC_PR_FGD
         return labels
 
-    def _segment(self, rgb: np.ndarray, start_labels) -> np.ndarray:
+    @staticmethod
+    def _wheels_and_ground(small: np.ndarray, fg: np.ndarray, found: list) -> np.ndarray:
+        """Tyres found as circles join the vehicle; what lies below the lowest tyre is road and shadow."""
+        wheels = find_wheels(small, fg)
+        found.extend(wheels)
+        if not wheels:
+            return fg
+        fg = fg | wheel_discs(fg.shape, wheels)
+        fg[int(np.ceil(ground_line(wheels) + GROUND_TOLERANCE * max(r for _, _, r in wheels))):] = False
+        return largest_component(fg)
+
+    def _segment(self, rgb: np.ndarray, start_labels, refine=None) -> np.ndarray:
         """GrabCut on a small copy from `start_labels(small)`, cleaned and brought back to full size."""
         h, w = rgb.shape[:2]
         scale = min(1.0, WORK_LONG_SIDE / max(h, w))
@@ -121,11 +184,14 @@ class GrabCutSanitizer:
         if not np.isin(labels, (cv2.GC_BGD, cv2.GC_PR_BGD)).any():
             return np.ones((h, w), bool)  # nothing to learn a background from: the vehicle fills the frame
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)  # GrabCut seeds its colour models by k-means on OpenCV's global RNG: same photo, same mask
         cv2.grabCut(np.ascontiguousarray(small), labels, None, bgd, fgd,
                     self.cfg.lite.grabcut_iterations, cv2.GC_INIT_WITH_MASK)
         fg = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
         fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
         fg = largest_component(fg)
+        if refine is not None:
+            fg = refine(small, fg)
         k = 2 * round(CLOSE_SHARE * max(small.shape[:2]) / 2) + 1
         padded = np.pad(fg.astype(np.uint8), k)  # padding keeps the closing from gluing the mask to the frame
         fg = cv2.morphologyEx(padded, cv2.MORPH_CLOSE,
