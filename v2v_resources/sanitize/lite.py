@@ -26,6 +26,7 @@ PHASE = "sanitize"
 WORK_LONG_SIDE = 384
 ROW_PRIOR_DELTA_E = 12.0   # Lab distance from a row's margin colours above which a pixel starts as vehicle
 SEED_BOX_GROWTH = 0.15    # the seed blob's box grows by this share of its size; beyond it is sure background
+HINT_BAND = 0.05          # share of the long side round a hint's outline in which silhouette() decides
 GROUND_TOLERANCE = 0.15   # share of a tyre radius kept below the lowest tyre bottom
 CLOSE_SHARE = 0.03         # closing kernel, share of the long side: bridges thin roofs and pillars
 
@@ -151,14 +152,16 @@ class GrabCutSanitizer:
 
     @staticmethod
     def _hint_labels(hint: np.ndarray) -> np.ndarray:
-        """Probable vehicle inside the hint, probable background round it, sure background beyond
-        its bounding box grown by 5 % of the frame."""
+        """Sure vehicle deeper than `HINT_BAND` of the frame inside the hint, sure background as far outside
+        it; in the band between, probable vehicle inside the hint and probable background outside: the cut
+        decides only where the outline lies, so the check measures outlines moved, not colours relearnt."""
         h, w = hint.shape
-        ys, xs = np.nonzero(hint)
-        pad = max(2, round(0.05 * max(h, w)))
-        labels = np.full(hint.shape, cv2.GC_BGD, np.uint8)
-        labels[max(ys.min() - pad, 0):ys.max() + pad + 1, max(xs.min() - pad, 0):xs.max() + pad + 1] = cv2.GC_PR_BGD
-        labels[hint] = cv2.GC_PR_FGD
+        band = max(2, round(HINT_BAND * max(h, w)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+        u8 = hint.astype(np.uint8)
+        labels = np.where(hint, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+        labels[cv2.erode(u8, kernel) > 0] = cv2.GC_FGD
+        labels[cv2.dilate(np.pad(u8, band), kernel)[band:-band, band:-band] == 0] = cv2.GC_BGD
         return labels
 
     @staticmethod
