@@ -20,14 +20,15 @@ from ..settings import Phase1
 from .base import SanitizeResult
 from .classical.saliency import subject_map
 from .classical.text import find_text, inpaint
-from .classical.wheels import find_wheels, ground_line, wheel_discs
+from .classical.wheels import find_wheels, ground_line, tyre_discs, under_body, wheel_discs
 
 PHASE = "sanitize"
 WORK_LONG_SIDE = 384
 ROW_PRIOR_DELTA_E = 12.0   # Lab distance from a row's margin colours above which a pixel starts as vehicle
 SEED_BOX_GROWTH = 0.15    # the seed blob's box grows by this share of its size; beyond it is sure background
+GUIDED_EPS = 1e-3         # guided filter regulariser: below this grey variance (≈ 8 levels²) the mask stays smooth
 HINT_BAND = 0.05          # share of the long side round a hint's outline in which silhouette() decides
-GROUND_TOLERANCE = 0.15   # share of a tyre radius kept below the lowest tyre bottom
+GROUND_TOLERANCE = 0.25   # share of a tyre radius kept below the lowest tyre bottom
 CLOSE_SHARE = 0.03         # closing kernel, share of the long side: bridges thin roofs and pillars
 
 
@@ -36,6 +37,17 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     if n <= 1:
         return np.zeros(mask.shape, bool)
     return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """He, Sun and Tang's guided filter (grey guide): `src` smoothed, following the edges of `guide`."""
+    k = (2 * radius + 1, 2 * radius + 1)
+    mean_i, mean_p = cv2.boxFilter(guide, -1, k), cv2.boxFilter(src, -1, k)
+    cov = cv2.boxFilter(guide * src, -1, k) - mean_i * mean_p
+    var = cv2.boxFilter(guide * guide, -1, k) - mean_i * mean_i
+    a = cov / (var + eps)
+    b = mean_p - a * mean_i
+    return cv2.boxFilter(a, -1, k) * guide + cv2.boxFilter(b, -1, k)
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -65,10 +77,13 @@ class GrabCutSanitizer:
                 raise BadInputError(f"alpha is {alpha.shape}, image is {rgb.shape[:2]}", phase=PHASE,
                                     fix="pass the alpha channel decoded with the image")
             mask, method = alpha > 127, "alpha"
-        else:
-            wheels: list = []
+        wheels: list = []
+        if alpha is None:
+            ground: dict = {}
             mask, method = self._segment(rgb, self._frame_labels,
-                                         lambda small, fg: self._wheels_and_ground(small, fg, wheels)), "grabcut"
+                                         lambda small, fg: self._wheels_and_ground(small, fg, wheels, ground)), "grabcut"
+            if mask.any():
+                mask = self._second_pass(rgb, mask, ground)
         if not mask.any():
             raise QualityError("no vehicle found: the mask is empty", phase=PHASE,
                                fix="frame the vehicle away from the photo's edges, or use the ml backend")
@@ -84,7 +99,7 @@ class GrabCutSanitizer:
         return SanitizeResult(
             clean=clean, vehicle_mask=mask, erased_mask=erased, backend=self.backend, detections=detections,
             metrics={"parts_erased": kept, "note": f"lite backend: {kept} text lines and plates erased",
-                     "mask_method": method, "wheels": len(wheels) if alpha is None else 0,
+                     "mask_method": method, "wheels": len(wheels),
                      "erased_share": round(float(erased.sum() / mask.sum()), 4),
                      "vehicle_area": round(float(mask.mean()), 4),
                      "seconds": round(time.perf_counter() - t0, 3)})
@@ -164,16 +179,28 @@ class GrabCutSanitizer:
         labels[cv2.dilate(np.pad(u8, band), kernel)[band:-band, band:-band] == 0] = cv2.GC_BGD
         return labels
 
+    def _second_pass(self, rgb: np.ndarray, mask: np.ndarray, ground: dict) -> np.ndarray:
+        """The first mask refined as `silhouette()` sees it (the same cut that phase I's before/after check and
+        phase II run), then the tyres found in the first pass added again at full size."""
+        mask = self.silhouette(rgb, mask)
+        if ground:  # tyres the second cut lost again to dark ground, drawn at full size
+            k = rgb.shape[1] / ground["width"]
+            mask = largest_component(mask | tyre_discs(mask.shape, [(x * k, y * k, r * k) for x, y, r in ground["wheels"]]))
+        return mask
+
     @staticmethod
-    def _wheels_and_ground(small: np.ndarray, fg: np.ndarray, found: list) -> np.ndarray:
-        """Tyres found as circles join the vehicle; what lies below the lowest tyre is road and shadow."""
+    def _wheels_and_ground(small: np.ndarray, fg: np.ndarray, found: list, ground: dict) -> np.ndarray:
+        """Tyres found as circles join the vehicle; what lies below the lowest tyre, or under the sills
+        between two tyres, is road and shadow. `ground` gets both masks, for the second pass."""
         wheels = find_wheels(small, fg)
         found.extend(wheels)
         if not wheels:
             return fg
-        fg = fg | wheel_discs(fg.shape, wheels)
-        fg[int(np.ceil(ground_line(wheels) + GROUND_TOLERANCE * max(r for _, _, r in wheels))):] = False
-        return largest_component(fg)
+        add = wheel_discs(fg.shape, wheels)
+        cut = under_body(small, wheels)
+        cut[int(np.ceil(ground_line(wheels) + GROUND_TOLERANCE * max(r for _, _, r in wheels))):] = True
+        ground.update(wheels=wheels, width=small.shape[1])
+        return largest_component((fg | add) & ~cut)
 
     def _segment(self, rgb: np.ndarray, start_labels, refine=None) -> np.ndarray:
         """GrabCut on a small copy from `start_labels(small)`, cleaned and brought back to full size."""
@@ -193,13 +220,16 @@ class GrabCutSanitizer:
         fg = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
         fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
         fg = largest_component(fg)
-        if refine is not None:
-            fg = refine(small, fg)
         k = 2 * round(CLOSE_SHARE * max(small.shape[:2]) / 2) + 1
         padded = np.pad(fg.astype(np.uint8), k)  # padding keeps the closing from gluing the mask to the frame
         fg = cv2.morphologyEx(padded, cv2.MORPH_CLOSE,
                               cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))[k:-k, k:-k] > 0
         fg = fill_holes(fg)
+        if refine is not None:  # after the closing, which would bridge the shadow between the wheels again
+            fg = refine(small, fg)
         # smooth the small mask's staircase while bringing it to full size
-        soft = cv2.GaussianBlur(fg.astype(np.float32), (0, 0), 1.0)
-        return largest_component(cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR) > 0.5)
+        soft = cv2.resize(cv2.GaussianBlur(fg.astype(np.float32), (0, 0), 1.0), (w, h), interpolation=cv2.INTER_LINEAR)
+        if scale < 1:  # the small copy's outline is a working pixel wide: snap it to the photo's own edges
+            soft = guided_filter(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255, soft,
+                                 max(2, round(0.75 / scale)), GUIDED_EPS)
+        return largest_component(soft > 0.5)

@@ -46,8 +46,9 @@ def _char_candidates(gray: np.ndarray, vehicle_h: int) -> list[tuple[np.ndarray,
     return out
 
 
-def _lines(boxes: np.ndarray) -> list[list[int]]:
-    """Indices of characters grouped into rows: similar height, centres level, gaps under 1.5 heights."""
+def _lines(boxes: np.ndarray, strokes: np.ndarray) -> list[list[int]]:
+    """Indices of characters grouped into rows: similar height and stroke, tops and bottoms level, gaps under
+    1.5 heights (wheel spokes and lamp segments fan out, so their tops and bottoms do not line up)."""
     n = len(boxes)
     parent = list(range(n))
 
@@ -63,6 +64,10 @@ def _lines(boxes: np.ndarray) -> list[list[int]]:
         for j in range(i + 1, n):
             hh = max(h[i], h[j])
             if min(h[i], h[j]) / hh < 0.6 or abs(cy[i] - cy[j]) > 0.35 * hh:
+                continue
+            if abs(y[i] - y[j]) > 0.25 * hh or abs(y[i] + h[i] - y[j] - h[j]) > 0.25 * hh:
+                continue
+            if max(strokes[i], strokes[j]) > 1.6 * min(strokes[i], strokes[j]):
                 continue
             gap = max(x[i], x[j]) - min(x[i] + w[i], x[j] + w[j])
             if -0.5 * hh < gap < 1.5 * hh:   # side by side, neither nested in the other
@@ -107,7 +112,7 @@ def find_text(rgb: np.ndarray, vehicle_mask: np.ndarray) -> tuple[np.ndarray, li
     boxes = np.array([c[1] for c in chars])
     local = np.zeros(inside.shape, np.uint8)
     detections, line_boxes = [], []
-    for group in _lines(boxes):
+    for group in _lines(boxes, np.array([c[2] for c in chars])):
         glyphs = np.zeros(inside.shape, np.uint8)
         for i in group:
             m, (x, y, w, h), _ = chars[i]

@@ -15,6 +15,7 @@ MIN_RADIUS, MAX_RADIUS = 0.05, 0.17   # share of the vehicle box's width
 LOWER_PART = 0.45                     # wheel centres lie in this lower share of the vehicle box
 TYRE_QUANTILE = 40                    # a tyre ring is darker than this percentile of the vehicle's lightness
 RIM_SHARE = 0.62                      # rim radius / tyre radius of a usual wheel
+SILL_DROP = 0.55                      # the sills end above this share of the found radius below the wheel centres
 MIN_VOTES = 0.75                      # HOUGH_GRADIENT_ALT's circle "perfectness" threshold
 TYRE_SHARE = 0.88                     # the strongest circle is mostly the wheel arch, a little wider than the tyre
                                       # (the disc of the arch belongs to the vehicle down to the ground line)
@@ -53,7 +54,12 @@ def find_wheels(rgb: np.ndarray, mask: np.ndarray) -> list[tuple[float, float, f
         elif ring.size and tyre.size and np.median(tyre) < dark and np.median(tyre) + 10 < np.median(ring):
             # a light rim inside a dark ring: the tyre, invisible against dark ground, is round the rim
             wheels.append((float(cx), float(cy), float(r / RIM_SHARE / TYRE_SHARE)))
-    return wheels
+    # the arch, the tyre and the rim of one wheel are concentric circles: keep the widest of each wheel
+    kept: list[tuple[float, float, float]] = []
+    for c in sorted(wheels, key=lambda c: -c[2]):
+        if all(np.hypot(c[0] - k[0], c[1] - k[1]) > k[2] for k in kept):
+            kept.append(c)
+    return kept
 
 
 def wheel_discs(shape: tuple[int, int], wheels: list[tuple[float, float, float]]) -> np.ndarray:
@@ -63,6 +69,38 @@ def wheel_discs(shape: tuple[int, int], wheels: list[tuple[float, float, float]]
         cv2.ellipse(disc, (round(cx), round(cy)), (round(r), round(r)), 0, 180, 360, 1, -1)
         cv2.circle(disc, (round(cx), round(cy)), round(TYRE_SHARE * r), 1, -1)
     return disc > 0
+
+
+def tyre_discs(shape: tuple[int, int], wheels: list[tuple[float, float, float]]) -> np.ndarray:
+    disc = np.zeros(shape, np.uint8)
+    for cx, cy, r in wheels:
+        cv2.circle(disc, (round(cx), round(cy)), round(TYRE_SHARE * r), 1, -1, cv2.LINE_8)
+    return disc > 0
+
+
+def under_body(rgb: np.ndarray, wheels: list[tuple[float, float, float]]) -> np.ndarray:
+    """Between the outermost two wheels, below the sill: the road and the shadow under the car (the wheels
+    themselves excluded). The sill is the strongest horizontal edge of each column between the wheels, from
+    the centre line down to `SILL_DROP` radii below it; the sill runs parallel to the centre line at the
+    median of those depths. Empty without two wheels apart."""
+    out = np.zeros(rgb.shape[:2], bool)
+    if len(wheels) < 2:
+        return out
+    (ax, ay, ar), (bx, by, br) = min(wheels), max(wheels)   # the outermost two, by x
+    if bx - ax < 2 * max(ar, br):
+        return out
+    gray = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 1.0)
+    gy = np.abs(cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3))
+    x0, x1 = int(np.ceil(ax + ar)), int(bx - br) + 1    # columns clear of both wheels
+    radius = (ar + br) / 2
+    centre = ay + (by - ay) * (np.arange(x0, x1) - ax) / (bx - ax)
+    top, depth = centre.astype(int), max(2, int(SILL_DROP * radius))
+    band = np.stack([gy[np.clip(top + d, 0, gy.shape[0] - 1), np.arange(x0, x1)] for d in range(depth + 1)])
+    drop = float(np.median(band.argmax(axis=0)))   # the median keeps a decal's or a door line's edge out
+    xs = np.arange(int(np.ceil(ax)), int(bx) + 1)
+    sill = ay + (by - ay) * (xs - ax) / (bx - ax) + drop
+    out[:, xs] = np.arange(rgb.shape[0])[:, None] > sill[None] + 1
+    return out & ~wheel_discs(out.shape, wheels)
 
 
 def ground_line(wheels: list[tuple[float, float, float]]) -> float | None:
