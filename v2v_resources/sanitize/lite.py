@@ -140,6 +140,7 @@ class GrabCutSanitizer:
         margin = np.ones((h, w), bool)
         margin[my:h - my, mx:w - mx] = False
         labels[margin & (fg < 0.5)] = cv2.GC_BGD
+        labels[h - my:] = cv2.GC_BGD   # the bottom band is the road the vehicle stands on, however salient
         labels[seed | (box & row_fg & (labels != cv2.GC_BGD))] = cv2.GC_PR_FGD
         return labels
 
@@ -183,6 +184,7 @@ class GrabCutSanitizer:
         """The first mask refined as `silhouette()` sees it (the same cut that phase I's before/after check and
         phase II run), then the tyres found in the first pass added again at full size."""
         mask = self.silhouette(rgb, mask)
+        mask[rgb.shape[0] - max(1, round(rgb.shape[0] * self.cfg.lite.frame_margin)):] = False   # the road, as in the first
         if ground:  # tyres the second cut lost again to dark ground, drawn at full size
             k = rgb.shape[1] / ground["width"]
             mask = largest_component(mask | tyre_discs(mask.shape, [(x * k, y * k, r * k) for x, y, r in ground["wheels"]]))
