@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..errors import BadInputError, QualityError
+from ..imaging import iou
 from ..settings import Phase1
 from .base import SanitizeResult
 from .classical.saliency import subject_map
@@ -27,6 +28,8 @@ WORK_LONG_SIDE = 384
 ROW_PRIOR_DELTA_E = 12.0   # Lab distance from a row's margin colours above which a pixel starts as vehicle
 SEED_BOX_GROWTH = 0.15    # the seed blob's box grows by this share of its size; beyond it is sure background
 GUIDED_EPS = 1e-3         # guided filter regulariser: below this grey variance (≈ 8 levels²) the mask stays smooth
+SECOND_PASSES = 3         # band-limited cuts at most, after the first
+STABLE_IOU = 0.985        # a cut that moves the outline less than this is the last
 HINT_BAND = 0.05          # share of the long side round a hint's outline in which silhouette() decides
 GROUND_TOLERANCE = 0.25   # share of a tyre radius kept below the lowest tyre bottom
 CLOSE_SHARE = 0.03         # closing kernel, share of the long side: bridges thin roofs and pillars
@@ -114,7 +117,8 @@ class GrabCutSanitizer:
             raise BadInputError("hint mask is empty", phase=PHASE, fix="pass the vehicle mask from phase I")
         # area resampling keeps every hinted pixel, however thin, in the small copy
         return self._segment(rgb, lambda small: self._hint_labels(
-            cv2.resize(hint.astype(np.uint8) * 255, small.shape[1::-1], interpolation=cv2.INTER_AREA) > 0))
+            cv2.resize(hint.astype(np.uint8) * 255, small.shape[1::-1], interpolation=cv2.INTER_AREA) > 0,
+            self.cfg.lite.frame_margin))
 
     def _frame_labels(self, small: np.ndarray) -> np.ndarray:
         """The `frame_margin` band is sure background; inside, the row colour prior decides the start."""
@@ -167,7 +171,7 @@ class GrabCutSanitizer:
         return inside[comp]
 
     @staticmethod
-    def _hint_labels(hint: np.ndarray) -> np.ndarray:
+    def _hint_labels(hint: np.ndarray, margin: float) -> np.ndarray:
         """Sure vehicle deeper than `HINT_BAND` of the frame inside the hint, sure background as far outside
         it; in the band between, probable vehicle inside the hint and probable background outside: the cut
         decides only where the outline lies, so the check measures outlines moved, not colours relearnt."""
@@ -178,13 +182,22 @@ class GrabCutSanitizer:
         labels = np.where(hint, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
         labels[cv2.erode(u8, kernel) > 0] = cv2.GC_FGD
         labels[cv2.dilate(np.pad(u8, band), kernel)[band:-band, band:-band] == 0] = cv2.GC_BGD
+        # the frame's edge band outside the hint stays background, as phase I's own cut keeps it
+        my, mx = max(1, round(h * margin)), max(1, round(w * margin))
+        edge = np.ones((h, w), bool)
+        edge[my:h - my, mx:w - mx] = False
+        labels[edge & ~hint] = cv2.GC_BGD
         return labels
 
     def _second_pass(self, rgb: np.ndarray, mask: np.ndarray, ground: dict) -> np.ndarray:
         """The first mask refined as `silhouette()` sees it (the same cut that phase I's before/after check and
         phase II run), then the tyres found in the first pass added again at full size."""
-        mask = self.silhouette(rgb, mask)
-        mask[rgb.shape[0] - max(1, round(rgb.shape[0] * self.cfg.lite.frame_margin)):] = False   # the road, as in the first
+        road = rgb.shape[0] - max(1, round(rgb.shape[0] * self.cfg.lite.frame_margin))
+        for _ in range(SECOND_PASSES):   # until the cut no longer moves the outline much (a fixed point of the check)
+            before, mask = mask, self.silhouette(rgb, mask)
+            mask[road:] = False          # the frame's bottom band is road, as in the first cut
+            if iou(before, mask) >= STABLE_IOU:
+                break
         if ground:  # tyres the second cut lost again to dark ground, drawn at full size
             k = rgb.shape[1] / ground["width"]
             mask = largest_component(mask | tyre_discs(mask.shape, [(x * k, y * k, r * k) for x, y, r in ground["wheels"]]))
