@@ -30,6 +30,7 @@ SEED_BOX_GROWTH = 0.15    # the seed blob's box grows by this share of its size;
 GUIDED_EPS = 1e-3         # guided filter regulariser: below this grey variance (≈ 8 levels²) the mask stays smooth
 SECOND_PASSES = 3         # band-limited cuts at most, after the first
 STABLE_IOU = 0.985        # a cut that moves the outline less than this is the last
+HINT_ITERATIONS = 2       # a band-limited cut starts close to its answer: fewer GrabCut rounds suffice
 HINT_BAND = 0.05          # share of the long side round a hint's outline in which silhouette() decides
 GROUND_TOLERANCE = 0.25   # share of a tyre radius kept below the lowest tyre bottom
 CLOSE_SHARE = 0.03         # closing kernel, share of the long side: bridges thin roofs and pillars
@@ -118,7 +119,7 @@ class GrabCutSanitizer:
         # area resampling keeps every hinted pixel, however thin, in the small copy
         return self._segment(rgb, lambda small: self._hint_labels(
             cv2.resize(hint.astype(np.uint8) * 255, small.shape[1::-1], interpolation=cv2.INTER_AREA) > 0,
-            self.cfg.lite.frame_margin))
+            self.cfg.lite.frame_margin), iterations=min(HINT_ITERATIONS, self.cfg.lite.grabcut_iterations))
 
     def _frame_labels(self, small: np.ndarray) -> np.ndarray:
         """The `frame_margin` band is sure background; inside, the row colour prior decides the start."""
@@ -217,7 +218,7 @@ class GrabCutSanitizer:
         ground.update(wheels=wheels, width=small.shape[1])
         return largest_component((fg | add) & ~cut)
 
-    def _segment(self, rgb: np.ndarray, start_labels, refine=None) -> np.ndarray:
+    def _segment(self, rgb: np.ndarray, start_labels, refine=None, iterations: int | None = None) -> np.ndarray:
         """GrabCut on a small copy from `start_labels(small)`, cleaned and brought back to full size."""
         h, w = rgb.shape[:2]
         scale = min(1.0, WORK_LONG_SIDE / max(h, w))
@@ -231,7 +232,7 @@ class GrabCutSanitizer:
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         cv2.setRNGSeed(0)  # GrabCut seeds its colour models by k-means on OpenCV's global RNG: same photo, same mask
         cv2.grabCut(np.ascontiguousarray(small), labels, None, bgd, fgd,
-                    self.cfg.lite.grabcut_iterations, cv2.GC_INIT_WITH_MASK)
+                    iterations or self.cfg.lite.grabcut_iterations, cv2.GC_INIT_WITH_MASK)
         fg = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
         fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
         fg = largest_component(fg)
