@@ -16,6 +16,7 @@ import numpy as np
 
 MIN_CHAR_H, MAX_CHAR_H = 0.012, 0.2    # character height, share of the vehicle box height
 MAX_STROKE_SPREAD = 0.65              # std / mean of the stroke width along the character's skeleton
+MIN_LINE_ASPECT = 1.8                 # width / height of a row of at least MIN_LINE characters
 MIN_LINE = 3                          # characters in a row for it to be text
 PLATE_ASPECT = (1.4, 6.5)             # width / height of a plate (EU 4.7, US 2, CN 3.1)
 INPAINT_RADIUS = 5
@@ -23,8 +24,9 @@ INPAINT_RADIUS = 5
 
 def _char_candidates(gray: np.ndarray, vehicle_h: int) -> list[tuple[np.ndarray, tuple[int, int, int, int], float]]:
     """(pixel mask in its box, box x y w h, stroke width) of every character-shaped MSER region."""
+    # a loose stability bound: blurred, anti-aliased ink on a real plate varies a lot between levels
     mser = cv2.MSER_create(delta=5, min_area=12, max_area=max(60, int((MAX_CHAR_H * vehicle_h) ** 2)),
-                           max_variation=0.25)
+                           max_variation=0.5, min_diversity=0.05)
     out, seen = [], set()
     for img in (gray, 255 - gray):
         regions, boxes = mser.detectRegions(img)
@@ -75,7 +77,9 @@ def _lines(boxes: np.ndarray, strokes: np.ndarray) -> list[list[int]]:
     groups: dict[int, list[int]] = {}
     for i in range(n):
         groups.setdefault(find(i), []).append(i)
-    return [g for g in groups.values() if len(g) >= MIN_LINE]
+    # a row of letters is wide: a stack of spokes or lamp segments grouped by chance is not
+    return [g for g in groups.values() if len(g) >= MIN_LINE
+            and (x[g] + w[g]).max() - x[g].min() >= MIN_LINE_ASPECT * ((y[g] + h[g]).max() - y[g].min())]
 
 
 def _plates(gray: np.ndarray, inside: np.ndarray, lines: list[tuple[int, int, int, int]]) -> list[np.ndarray]:
