@@ -28,23 +28,22 @@ def _char_candidates(gray: np.ndarray, vehicle_h: int) -> list[tuple[np.ndarray,
     mser = cv2.MSER_create(delta=5, min_area=12, max_area=max(60, int((MAX_CHAR_H * vehicle_h) ** 2)),
                            max_variation=0.5, min_diversity=0.05)
     out, seen = [], set()
-    for img in (gray, 255 - gray):
-        regions, boxes = mser.detectRegions(img)
-        for pts, (x, y, w, h) in zip(regions, boxes):
-            key = (x // 2, y // 2, w // 2, h // 2)
-            if key in seen or not (MIN_CHAR_H * vehicle_h <= h <= MAX_CHAR_H * vehicle_h) or not 0.1 <= w / h <= 1.3:
-                continue
-            m = np.zeros((h + 2, w + 2), np.uint8)
-            m[pts[:, 1] - y + 1, pts[:, 0] - x + 1] = 1
-            fill = m.sum() / (w * h)
-            if not 0.15 <= fill <= 0.85:
-                continue
-            dist = cv2.distanceTransform(m, cv2.DIST_L2, 3)
-            ridge = dist[(dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8))) & (m > 0)]
-            if ridge.size < 3 or ridge.std() / max(ridge.mean(), 1e-6) > MAX_STROKE_SPREAD:
-                continue
-            seen.add(key)
-            out.append((m[1:-1, 1:-1], (x, y, w, h), float(2 * ridge.mean())))
+    regions, boxes = mser.detectRegions(gray)   # OpenCV's MSER finds dark and light regions in one pass
+    for pts, (x, y, w, h) in zip(regions, boxes):
+        key = (x // 2, y // 2, w // 2, h // 2)
+        if key in seen or not (MIN_CHAR_H * vehicle_h <= h <= MAX_CHAR_H * vehicle_h) or not 0.1 <= w / h <= 1.3:
+            continue
+        m = np.zeros((h + 2, w + 2), np.uint8)
+        m[pts[:, 1] - y + 1, pts[:, 0] - x + 1] = 1
+        fill = m.sum() / (w * h)
+        if not 0.15 <= fill <= 0.85:
+            continue
+        dist = cv2.distanceTransform(m, cv2.DIST_L2, 3)
+        ridge = dist[(dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8))) & (m > 0)]
+        if ridge.size < 3 or ridge.std() / max(ridge.mean(), 1e-6) > MAX_STROKE_SPREAD:
+            continue
+        seen.add(key)
+        out.append((m[1:-1, 1:-1], (x, y, w, h), float(2 * ridge.mean())))
     return out
 
 
