@@ -105,7 +105,7 @@ def test_text_panel_is_erased_into_the_paint(sanitizer):
     result = sanitizer.sanitize(img)
     erased = result.erased_mask
     assert erased[panel].any() and result.detections and result.detections[0]["label"] == "text"
-    assert not (erased & ~result.vehicle_mask).any()
+    assert not (erased & ~result.vehicle_mask).any() and iou(result.vehicle_mask, truth) > 0.85
     before = mser_strokes(cv2.cvtColor(img[panel], cv2.COLOR_RGB2GRAY))
     after = mser_strokes(cv2.cvtColor(result.clean[panel], cv2.COLOR_RGB2GRAY))
     assert before >= 8 and after <= before // 4
@@ -123,3 +123,21 @@ def test_no_text_on_plain_paint():
     truth = car(img, 100, 440, 420, (40, 90, 160))
     erase, detections = find_text(noisy(img, 4), truth)
     assert not erase.any() and detections == []
+
+
+def test_background_probability_and_wheels_on_a_generated_photo():
+    from v2v_resources.sanitize.classical.saliency import background_probability
+    from v2v_resources.sanitize.classical.wheels import find_wheels, ground_line
+
+    img = photo((150, 170, 200), (60, 60, 62))
+    truth = car(img, 100, 440, 420, (30, 110, 60))
+    img = noisy(img, 5)
+    bg = background_probability(img)
+    assert np.median(bg[truth]) < 0.3 and np.median(bg[~truth]) > 0.7
+    wheels = find_wheels(img, truth)
+    r = 44
+    centres = sorted((round(x), round(y)) for x, y, _ in wheels)
+    assert len(wheels) == 2
+    for (x, y), cx in zip(centres, (100 + 88, 100 + 352)):
+        assert abs(x - cx) <= 6 and abs(y - (420 - r)) <= 6
+    assert abs(ground_line(wheels) - 420) <= 0.2 * r

@@ -1,12 +1,20 @@
-"""Phase I without weights: the vehicle silhouette by GrabCut; parts are left untouched.
+"""Phase I without weights: the vehicle silhouette from classical cues, and its lettering and plates erased.
 
-GrabCut started from "everything inside the frame margin may be the vehicle" learns the background into its
-vehicle colour model and fails on street scenes. So the start is a colour prior instead: each row's own
-background is what the left and right frame margins show on that row (sky gradients, buildings, road
-bands are horizontal), and a pixel that differs from both by more than `ROW_PRIOR_DELTA_E` starts as
-probable vehicle, the rest as probable background. GrabCut then refines both models with the edges.
-It runs on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, the mask does not improve),
-and the mask is cleaned (largest part, closed, holes filled) and brought back to full size smoothly.
+First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, the mask does not improve):
+- two priors: each row's own background is what the left and right frame margins show on that row (sky,
+  buildings and road bands are horizontal), a pixel differing from both by more than `ROW_PRIOR_DELTA_E`
+  may be vehicle; and subject saliency by boundary connectivity (classical/saliency.py): walls, sky and
+  road reach the frame cheaply, a vehicle does not;
+- the seed is the prior's blob with the most subject evidence, the lower the better (a band reaching both
+  side edges is background); beyond its box grown by `SEED_BOX_GROWTH`, and in the frame's bottom band, all
+  is sure background, so a second car or the wall behind cannot be learnt as vehicle;
+- GrabCut refines colour models and outline; the mask is cleaned (largest part, closed, holes filled);
+- wheels found as Hough circles (classical/wheels.py) add tyres lost to dark ground, and what lies under
+  the sills between them or below the lowest tyre (road, shadow) is cut.
+Then band-limited cuts (`silhouette()`, the cut phase I's before/after check and phase II run) refine the
+outline at most `SECOND_PASSES` times until stable; the tyres are added again, and a guided filter snaps
+the outline to the full-size photo's edges. Finally lettering and plates (classical/text.py: MSER
+characters in rows, plate quadrilaterals) are inpainted from the paint round them, and reported.
 """
 from __future__ import annotations
 
@@ -19,7 +27,7 @@ from ..errors import BadInputError, QualityError
 from ..imaging import iou
 from ..settings import Phase1
 from .base import SanitizeResult
-from .classical.saliency import subject_map
+from .classical.saliency import background_probability
 from .classical.text import find_text, inpaint
 from .classical.wheels import find_wheels, ground_line, tyre_discs, under_body, wheel_discs
 
@@ -131,8 +139,7 @@ class GrabCutSanitizer:
                  for cols in (slice(0, mx), slice(w - mx, w))]
         distance = np.minimum(*(np.linalg.norm(lab - side, axis=2) for side in sides))
         row_fg = distance > ROW_PRIOR_DELTA_E
-        _, background = subject_map(small)
-        fg = 1 - background
+        fg = 1 - background_probability(small)
         seed = self._vehicle_seed(((fg > 0.95) | (row_fg & (fg > 0.25))), fg)
         labels = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
         if not seed.any():

@@ -1,24 +1,21 @@
-"""Which regions of a photo are the subject: background is what is well connected to the frame.
+"""How likely each region of a photo is background: what is well connected to the frame.
 
 Robust background detection (Zhu, Liang, Wei, Sun, CVPR 2014): the photo is cut into SLIC superpixels; the
 geodesic colour distance between superpixels (sum of Lab steps along the cheapest path of neighbours) gives
 each one a soft area (how much of the photo it reaches cheaply) and a soft length of frame border it reaches.
 Walls, sky, road and their shadows reach a long border for their area; a vehicle, whose outline is a colour
-step all round, reaches little. `1 − exp(−connectivity² / 2)` is then the background probability, and the
-subject map is each superpixel's colour contrast to the others, weighted by their background probability.
+step all round, reaches little. `1 − exp(−connectivity² / 2)` is then the background probability.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 from skimage.segmentation import slic
 
-import cv2
-
 SEGMENTS = 260          # superpixels: enough for a wheel to be its own region on a 320-px copy
 SIGMA_CLR = 10.0        # Lab units: geodesic distances below this make two superpixels "the same region"
-SIGMA_SPA = 0.4         # share of the diagonal: contrast to far regions counts less
 SIGMA_BND = 1.0
 
 
@@ -26,19 +23,14 @@ def superpixels(rgb: np.ndarray) -> np.ndarray:
     return slic(rgb, n_segments=SEGMENTS, compactness=12, start_label=0, convert2lab=True, enforce_connectivity=True)
 
 
-def subject_map(rgb: np.ndarray, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(H×W float32 subject probability in [0, 1], H×W float32 background probability) for a small RGB copy."""
-    if labels is None:
-        labels = superpixels(rgb)
+def background_probability(rgb: np.ndarray) -> np.ndarray:
+    """H×W float32 background probability in [0, 1] for a small RGB copy."""
+    labels = superpixels(rgb)
     n = int(labels.max()) + 1
-    h, w = labels.shape
     lab = cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab).reshape(-1, 3)
     flat = labels.ravel()
     count = np.bincount(flat, minlength=n).astype(np.float64)
     mean = np.stack([np.bincount(flat, lab[:, c], n) for c in range(3)], 1) / np.maximum(count, 1)[:, None]
-    ys, xs = np.mgrid[0:h, 0:w]
-    pos = np.stack([np.bincount(flat, ys.ravel() / h, n), np.bincount(flat, xs.ravel() / w, n)], 1) / \
-        np.maximum(count, 1)[:, None]
 
     # neighbours: superpixel pairs that touch horizontally or vertically
     pairs = np.concatenate([np.stack([labels[:, :-1].ravel(), labels[:, 1:].ravel()], 1),
@@ -48,19 +40,9 @@ def subject_map(rgb: np.ndarray, labels: np.ndarray | None = None) -> tuple[np.n
     step = np.linalg.norm(mean[pairs[:, 0]] - mean[pairs[:, 1]], axis=1) + 1e-3
     graph = coo_matrix((np.r_[step, step], (np.r_[pairs[:, 0], pairs[:, 1]], np.r_[pairs[:, 1], pairs[:, 0]])),
                        shape=(n, n)).tocsr()
-    geo = dijkstra(graph, directed=False)
-    reach = np.exp(-geo ** 2 / (2 * SIGMA_CLR ** 2))
+    reach = np.exp(-dijkstra(graph, directed=False) ** 2 / (2 * SIGMA_CLR ** 2))
 
     border = np.zeros(n, bool)
     border[np.unique(np.r_[labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
-    area = reach.sum(1)
-    length = reach[:, border].sum(1)
-    connectivity = length / np.sqrt(area)
-    background = 1 - np.exp(-connectivity ** 2 / (2 * SIGMA_BND ** 2))
-
-    colour_d = np.linalg.norm(mean[:, None] - mean[None], axis=2)
-    spatial = np.exp(-np.linalg.norm(pos[:, None] - pos[None], axis=2) ** 2 / (2 * SIGMA_SPA ** 2))
-    contrast = (colour_d * spatial * background[None]).sum(1)
-    subject = contrast / max(contrast.max(), 1e-6) * (1 - background)
-    subject = subject / max(subject.max(), 1e-6)
-    return subject[labels].astype(np.float32), background[labels].astype(np.float32)
+    connectivity = reach[:, border].sum(1) / np.sqrt(reach.sum(1))
+    return (1 - np.exp(-connectivity ** 2 / (2 * SIGMA_BND ** 2)))[labels].astype(np.float32)

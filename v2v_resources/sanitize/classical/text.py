@@ -81,7 +81,7 @@ def _lines(boxes: np.ndarray, strokes: np.ndarray) -> list[list[int]]:
             and (x[g] + w[g]).max() - x[g].min() >= MIN_LINE_ASPECT * ((y[g] + h[g]).max() - y[g].min())]
 
 
-def _plates(gray: np.ndarray, inside: np.ndarray, lines: list[tuple[int, int, int, int]]) -> list[np.ndarray]:
+def _plates(gray: np.ndarray, lines: list[tuple[int, int, int, int]]) -> list[np.ndarray]:
     """Convex quadrilaterals of plate proportions round a text line (contours of the Canny map)."""
     edges = cv2.dilate(cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 60, 160), np.ones((3, 3), np.uint8))
     contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
@@ -129,7 +129,7 @@ def find_text(rgb: np.ndarray, vehicle_mask: np.ndarray) -> tuple[np.ndarray, li
         detections.append({"label": "text", "score": round(min(1.0, len(group) / 6), 3),
                            "box": [int(gx0 + x0), int(gy0 + y0), int(gx1 + x0), int(gy1 + y0)], "kept": True,
                            "why": f"{len(group)} characters in a row"})
-    for quad in _plates(gray, inside, line_boxes):
+    for quad in _plates(gray, line_boxes):
         cv2.fillPoly(local, [quad.astype(np.int32)], 1)
         qx, qy, qw, qh = cv2.boundingRect(quad.astype(np.int32))
         detections.append({"label": "license plate", "score": 1.0,
