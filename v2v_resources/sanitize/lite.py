@@ -107,6 +107,13 @@ class GrabCutSanitizer:
             for d in detections:
                 d.update(kept=False, why=d["why"] + f"; not erased: text covers {share:.0%} of the vehicle")
         clean = inpaint(rgb, erased)
+        if erased.any() and iou(self.silhouette(clean, mask), mask) < self.cfg.quality.min_silhouette_iou:
+            # phase I's check measures the outline this cut finds in the clean plate; where it cannot find
+            # this mask again (tyres added on dark ground), erasing would block the photo: keep it unerased
+            erased[:] = False
+            clean = rgb
+            for d in detections:
+                d.update(kept=False, why=d["why"] + "; not erased: the silhouette check could not confirm the mask")
         kept = sum(d["kept"] for d in detections)
         return SanitizeResult(
             clean=clean, vehicle_mask=mask, erased_mask=erased, backend=self.backend, detections=detections,
