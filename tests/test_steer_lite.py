@@ -9,7 +9,7 @@ from v2v_resources.samples import draw_sample
 from v2v_resources.sanitize.lite import GrabCutSanitizer
 from v2v_resources.settings import load_settings
 from v2v_resources.steer.edges import canny_edges
-from v2v_resources.steer.lite import FlatteningSteerer, majority_filter
+from v2v_resources.steer.lite import FlatteningSteerer, absorb_small_regions, majority_filter, outlines
 
 
 def unique_colors(pixels: np.ndarray) -> int:
@@ -127,3 +127,51 @@ def test_deshine_drops_a_faint_highlight_and_keeps_the_body_edge(settings):
     deshined = canny_edges(img, cfg) > 0
     assert plain[80:120].sum() > 400 and deshined[80:120].sum() < 0.1 * plain[80:120].sum()
     assert deshined[165:175].any(axis=0).mean() > 0.95
+
+
+def test_a_shaded_noisy_panel_becomes_a_few_clean_bands_with_crisp_outlines(steerer, settings):
+    import cv2
+    # one door panel: a vertical shading gradient with sensor noise and reflections, a dark window above
+    rng = np.random.default_rng(5)
+    img = np.full((384, 512, 3), 235, np.float32)
+    mask = np.zeros((384, 512), bool)
+    mask[120:300, 60:460] = True
+    ramp = np.linspace(1.15, 0.7, 180, dtype=np.float32)[:, None, None]
+    img[120:300, 60:460] = np.array((90, 140, 220), np.float32) * ramp
+    img[120:170, 120:400] = (20, 22, 28)
+    for _ in range(40):   # small specular blotches
+        cv2.circle(img, (int(rng.integers(70, 450)), int(rng.integers(180, 290))), int(rng.integers(2, 5)),
+                   (150, 180, 230), -1)
+    img = np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+    result = steerer.steer(img, mask)
+    out, mask = result.illustration, result.mask          # at the generation size, twice the input
+    colors = out[mask].astype(np.int64) @ np.array([1 << 16, 1 << 8, 1])
+    # every flat patch is at least min_region_px: no posterised speckle
+    lite = settings.phase2.lite
+    codes = np.full(mask.shape, -1, np.int64)
+    codes[mask] = colors
+    flat_sizes = []
+    for c in np.unique(colors):
+        n, _, stats, _ = cv2.connectedComponentsWithStats((codes == c).astype(np.uint8), connectivity=4)
+        # outline runs are one pixel thin: only patches at least 3 px each way are flat regions
+        flat_sizes += [a for x, y, w, h, a in stats[1:] if w >= 3 and h >= 3]
+    assert min(flat_sizes) >= lite.min_region_px * 0.75        # an outline may take a ring off a patch
+    assert len(flat_sizes) <= 40                                # tone bands, the window, the blotches
+    # the window's lower edge (row 340 at this size) is one unbroken outline on the panel's side: a darkened
+    # panel colour, unlike both the window and the panel
+    band = out[336:346, 260:780].astype(int)
+    window, panel = out[320, 520].astype(int), out[360, 520].astype(int)
+    line = (np.abs(band - window).sum(axis=2) > 30) & (np.abs(band - panel).sum(axis=2) > 30)
+    assert line.any(axis=0).mean() > 0.95
+
+
+def test_small_patches_join_their_neighbours_and_outlines_follow_lightness_steps():
+    labels = np.zeros((40, 40), np.int64)
+    labels[:, 20:] = 1
+    labels[10:12, 5:7] = 1                 # a 4-px speck of label 1 inside region 0
+    inside = np.ones((40, 40), bool)
+    out = absorb_small_regions(labels, inside, 2, 10)
+    assert (out[:, :20] == 0).all() and (out[:, 20:] == 1).all()
+    edge = outlines(out, inside, np.array([80.0, 30.0]), 10)
+    assert edge[:, 19].all() and edge.sum() == 40            # drawn once, on the lighter side
+    assert not outlines(out, inside, np.array([50.0, 45.0]), 10).any()

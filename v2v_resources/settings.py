@@ -173,6 +173,8 @@ class Phase2Lite(_Strict):
     mean_shift_spatial: float = Field(gt=0)
     mean_shift_color: float = Field(gt=0)
     clusters: int = Field(ge=2, le=64)
+    min_region_px: int = Field(ge=0)
+    outline_delta_l: float = Field(ge=0)
     edge_darkening: float = Field(ge=0, le=1)
 
 

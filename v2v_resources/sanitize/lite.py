@@ -1,12 +1,20 @@
-"""Phase I without weights: the vehicle silhouette by GrabCut; parts are left untouched.
+"""Phase I without weights: the vehicle silhouette from classical cues, and its lettering and plates erased.
 
-GrabCut started from "everything inside the frame margin may be the vehicle" learns the background into its
-vehicle colour model and fails on street scenes. So the start is a colour prior instead: each row's own
-background is what the left and right frame margins show on that row (sky gradients, buildings, road
-bands are horizontal), and a pixel that differs from both by more than `ROW_PRIOR_DELTA_E` starts as
-probable vehicle, the rest as probable background. GrabCut then refines both models with the edges.
-It runs on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, the mask does not improve),
-and the mask is cleaned (largest part, closed, holes filled) and brought back to full size smoothly.
+First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, the mask does not improve):
+- two priors: each row's own background is what the left and right frame margins show on that row (sky,
+  buildings and road bands are horizontal), a pixel differing from both by more than `ROW_PRIOR_DELTA_E`
+  may be vehicle; and subject saliency by boundary connectivity (classical/saliency.py): walls, sky and
+  road reach the frame cheaply, a vehicle does not;
+- the seed is the prior's blob with the most subject evidence, the lower the better (a band reaching both
+  side edges is background); beyond its box grown by `SEED_BOX_GROWTH`, and in the frame's bottom band, all
+  is sure background, so a second car or the wall behind cannot be learnt as vehicle;
+- GrabCut refines colour models and outline; the mask is cleaned (largest part, closed, holes filled);
+- wheels found as Hough circles (classical/wheels.py) add tyres lost to dark ground, and what lies under
+  the sills between them or below the lowest tyre (road, shadow) is cut.
+Then band-limited cuts (`silhouette()`, the cut phase I's before/after check and phase II run) refine the
+outline at most `SECOND_PASSES` times until stable; the tyres are added again, and a guided filter snaps
+the outline to the full-size photo's edges. Finally lettering and plates (classical/text.py: MSER
+characters in rows, plate quadrilaterals) are inpainted from the paint round them, and reported.
 """
 from __future__ import annotations
 
@@ -16,14 +24,24 @@ import cv2
 import numpy as np
 
 from ..errors import BadInputError, QualityError
+from ..imaging import iou
 from ..settings import Phase1
 from .base import SanitizeResult
+from .classical.saliency import background_probability
+from .classical.text import find_text, inpaint
+from .classical.wheels import find_wheels, ground_line, tyre_discs, under_body, wheel_discs
 
 PHASE = "sanitize"
 WORK_LONG_SIDE = 384
 ROW_PRIOR_DELTA_E = 12.0   # Lab distance from a row's margin colours above which a pixel starts as vehicle
+SEED_BOX_GROWTH = 0.15    # the seed blob's box grows by this share of its size; beyond it is sure background
+GUIDED_EPS = 1e-3         # guided filter regulariser: below this grey variance (≈ 8 levels²) the mask stays smooth
+SECOND_PASSES = 2         # band-limited cuts at most, after the first
+STABLE_IOU = 0.985        # a cut that moves the outline less than this is the last
+HINT_ITERATIONS = 2       # a band-limited cut starts close to its answer: fewer GrabCut rounds suffice
+HINT_BAND = 0.05          # share of the long side round a hint's outline in which silhouette() decides
+GROUND_TOLERANCE = 0.25   # share of a tyre radius kept below the lowest tyre bottom
 CLOSE_SHARE = 0.03         # closing kernel, share of the long side: bridges thin roofs and pillars
-LITE_NOTE = "lite backend: parts untouched"
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -31,6 +49,17 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     if n <= 1:
         return np.zeros(mask.shape, bool)
     return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """He, Sun and Tang's guided filter (grey guide): `src` smoothed, following the edges of `guide`."""
+    k = (2 * radius + 1, 2 * radius + 1)
+    mean_i, mean_p = cv2.boxFilter(guide, -1, k), cv2.boxFilter(src, -1, k)
+    cov = cv2.boxFilter(guide * src, -1, k) - mean_i * mean_p
+    var = cv2.boxFilter(guide * guide, -1, k) - mean_i * mean_i
+    a = cov / (var + eps)
+    b = mean_p - a * mean_i
+    return cv2.boxFilter(a, -1, k) * guide + cv2.boxFilter(b, -1, k)
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -60,14 +89,37 @@ class GrabCutSanitizer:
                 raise BadInputError(f"alpha is {alpha.shape}, image is {rgb.shape[:2]}", phase=PHASE,
                                     fix="pass the alpha channel decoded with the image")
             mask, method = alpha > 127, "alpha"
-        else:
-            mask, method = self._segment(rgb, self._frame_labels), "grabcut"
+        wheels: list = []
+        if alpha is None:
+            ground: dict = {}
+            mask, method = self._segment(rgb, self._frame_labels,
+                                         lambda small, fg: self._wheels_and_ground(small, fg, wheels, ground)), "grabcut"
+            if mask.any():
+                mask = self._second_pass(rgb, mask, ground)
         if not mask.any():
             raise QualityError("no vehicle found: the mask is empty", phase=PHASE,
                                fix="frame the vehicle away from the photo's edges, or use the ml backend")
+        erased, detections = find_text(rgb, mask)
+        share = erased.sum() / mask.sum()
+        if share > self.cfg.quality.max_erased_share:
+            # a vehicle covered in lettering: erasing all of it would leave no paint to fill from
+            erased[:] = False
+            for d in detections:
+                d.update(kept=False, why=d["why"] + f"; not erased: text covers {share:.0%} of the vehicle")
+        clean = inpaint(rgb, erased)
+        if erased.any() and iou(self.silhouette(clean, mask), mask) < self.cfg.quality.min_silhouette_iou:
+            # phase I's check measures the outline this cut finds in the clean plate; where it cannot find
+            # this mask again (tyres added on dark ground), erasing would block the photo: keep it unerased
+            erased[:] = False
+            clean = rgb
+            for d in detections:
+                d.update(kept=False, why=d["why"] + "; not erased: the silhouette check could not confirm the mask")
+        kept = sum(d["kept"] for d in detections)
         return SanitizeResult(
-            clean=rgb, vehicle_mask=mask, erased_mask=np.zeros(mask.shape, bool), backend=self.backend,
-            metrics={"parts_erased": 0, "note": LITE_NOTE, "mask_method": method,
+            clean=clean, vehicle_mask=mask, erased_mask=erased, backend=self.backend, detections=detections,
+            metrics={"parts_erased": kept, "note": f"lite backend: {kept} text lines and plates erased",
+                     "mask_method": method, "wheels": len(wheels),
+                     "erased_share": round(float(erased.sum() / mask.sum()), 4),
                      "vehicle_area": round(float(mask.mean()), 4),
                      "seconds": round(time.perf_counter() - t0, 3)})
 
@@ -81,7 +133,8 @@ class GrabCutSanitizer:
             raise BadInputError("hint mask is empty", phase=PHASE, fix="pass the vehicle mask from phase I")
         # area resampling keeps every hinted pixel, however thin, in the small copy
         return self._segment(rgb, lambda small: self._hint_labels(
-            cv2.resize(hint.astype(np.uint8) * 255, small.shape[1::-1], interpolation=cv2.INTER_AREA) > 0))
+            cv2.resize(hint.astype(np.uint8) * 255, small.shape[1::-1], interpolation=cv2.INTER_AREA) > 0,
+            self.cfg.lite.frame_margin), iterations=min(HINT_ITERATIONS, self.cfg.lite.grabcut_iterations))
 
     def _frame_labels(self, small: np.ndarray) -> np.ndarray:
         """The `frame_margin` band is sure background; inside, the row colour prior decides the start."""
@@ -92,24 +145,94 @@ class GrabCutSanitizer:
         sides = [cv2.GaussianBlur(lab[:, cols].mean(axis=1)[:, None], (1, 5), 0)
                  for cols in (slice(0, mx), slice(w - mx, w))]
         distance = np.minimum(*(np.linalg.norm(lab - side, axis=2) for side in sides))
-        labels = np.full((h, w), cv2.GC_BGD, np.uint8)
-        inner = distance[my:h - my, mx:w - mx]
-        labels[my:h - my, mx:w - mx] = np.where(inner > ROW_PRIOR_DELTA_E, cv2.GC_PR_FGD, cv2.GC_PR_BGD)
+        row_fg = distance > ROW_PRIOR_DELTA_E
+        fg = 1 - background_probability(small)
+        seed = self._vehicle_seed(((fg > 0.95) | (row_fg & (fg > 0.25))), fg)
+        labels = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
+        if not seed.any():
+            return labels
+        ys, xs = np.nonzero(seed)
+        gy, gx = round(SEED_BOX_GROWTH * (ys.max() - ys.min() + 1)), round(SEED_BOX_GROWTH * (xs.max() - xs.min() + 1))
+        box = np.zeros((h, w), bool)
+        box[max(ys.min() - gy, 0):ys.max() + gy + 1, max(xs.min() - gx, 0):xs.max() + gx + 1] = True
+        labels[~box | ((fg < 0.1) & ~row_fg)] = cv2.GC_BGD
+        margin = np.ones((h, w), bool)
+        margin[my:h - my, mx:w - mx] = False
+        labels[margin & (fg < 0.5)] = cv2.GC_BGD
+        labels[h - my:] = cv2.GC_BGD   # the bottom band is the road the vehicle stands on, however salient
+        labels[seed | (box & row_fg & (labels != cv2.GC_BGD))] = cv2.GC_PR_FGD
         return labels
 
     @staticmethod
-    def _hint_labels(hint: np.ndarray) -> np.ndarray:
-        """Probable vehicle inside the hint, probable background round it, sure background beyond
-        its bounding box grown by 5 % of the frame."""
+    def _vehicle_seed(prior: np.ndarray, fg: np.ndarray) -> np.ndarray:
+        """The prior's blob that is most likely the vehicle, with the blobs inside its box (windows, wheels).
+        A blob reaching both the left and the right frame edge is a band of background (buildings, a wall)."""
+        h, w = prior.shape
+        prior = cv2.morphologyEx(prior.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        n, comp, stats, _ = cv2.connectedComponentsWithStats(prior, connectivity=8)
+        if n <= 1:
+            return np.zeros((h, w), bool)
+        fg_sum = np.bincount(comp.ravel(), fg.ravel(), n)
+        x, y, bw, bh = (stats[:, i] for i in range(4))
+        edge = max(1, round(0.02 * w))
+        spans = (x <= edge) & (x + bw >= w - edge)
+        # vehicles stand on the ground: a blob ending high in the frame is more likely sky or buildings
+        score = fg_sum * np.where(spans, 0.2, 1.0) * ((y + bh) / h) ** 2
+        score[0] = -1
+        best = int(np.argmax(score))
+        bx0, by0, bx1, by1 = x[best], y[best], x[best] + bw[best], y[best] + bh[best]
+        inside = (x >= bx0) & (y >= by0) & (x + bw <= bx1) & (y + bh <= by1) & ~spans
+        inside[best], inside[0] = True, False
+        return inside[comp]
+
+    @staticmethod
+    def _hint_labels(hint: np.ndarray, margin: float) -> np.ndarray:
+        """Sure vehicle deeper than `HINT_BAND` of the frame inside the hint, sure background as far outside
+        it; in the band between, probable vehicle inside the hint and probable background outside: the cut
+        decides only where the outline lies, so the check measures outlines moved, not colours relearnt."""
         h, w = hint.shape
-        ys, xs = np.nonzero(hint)
-        pad = max(2, round(0.05 * max(h, w)))
-        labels = np.full(hint.shape, cv2.GC_BGD, np.uint8)
-        labels[max(ys.min() - pad, 0):ys.max() + pad + 1, max(xs.min() - pad, 0):xs.max() + pad + 1] = cv2.GC_PR_BGD
-        labels[hint] = cv2.GC_PR_FGD
+        band = max(2, round(HINT_BAND * max(h, w)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+        u8 = hint.astype(np.uint8)
+        labels = np.where(hint, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+        labels[cv2.erode(u8, kernel) > 0] = cv2.GC_FGD
+        labels[cv2.dilate(np.pad(u8, band), kernel)[band:-band, band:-band] == 0] = cv2.GC_BGD
+        # the frame's edge band outside the hint stays background, as phase I's own cut keeps it
+        my, mx = max(1, round(h * margin)), max(1, round(w * margin))
+        edge = np.ones((h, w), bool)
+        edge[my:h - my, mx:w - mx] = False
+        labels[edge & ~hint] = cv2.GC_BGD
         return labels
 
-    def _segment(self, rgb: np.ndarray, start_labels) -> np.ndarray:
+    def _second_pass(self, rgb: np.ndarray, mask: np.ndarray, ground: dict) -> np.ndarray:
+        """The first mask refined as `silhouette()` sees it (the same cut that phase I's before/after check and
+        phase II run), then the tyres found in the first pass added again at full size."""
+        road = rgb.shape[0] - max(1, round(rgb.shape[0] * self.cfg.lite.frame_margin))
+        for _ in range(SECOND_PASSES):   # until the cut no longer moves the outline much (a fixed point of the check)
+            before, mask = mask, self.silhouette(rgb, mask)
+            mask[road:] = False          # the frame's bottom band is road, as in the first cut
+            if iou(before, mask) >= STABLE_IOU:
+                break
+        if ground:  # tyres the second cut lost again to dark ground, drawn at full size
+            k = rgb.shape[1] / ground["width"]
+            mask = largest_component(mask | tyre_discs(mask.shape, [(x * k, y * k, r * k) for x, y, r in ground["wheels"]]))
+        return mask
+
+    @staticmethod
+    def _wheels_and_ground(small: np.ndarray, fg: np.ndarray, found: list, ground: dict) -> np.ndarray:
+        """Tyres found as circles join the vehicle; what lies below the lowest tyre, or under the sills
+        between two tyres, is road and shadow. `ground` gets both masks, for the second pass."""
+        wheels = find_wheels(small, fg)
+        found.extend(wheels)
+        if not wheels:
+            return fg
+        add = wheel_discs(fg.shape, wheels)
+        cut = under_body(small, wheels)
+        cut[int(np.ceil(ground_line(wheels) + GROUND_TOLERANCE * max(r for _, _, r in wheels))):] = True
+        ground.update(wheels=wheels, width=small.shape[1])
+        return largest_component((fg | add) & ~cut)
+
+    def _segment(self, rgb: np.ndarray, start_labels, refine=None, iterations: int | None = None) -> np.ndarray:
         """GrabCut on a small copy from `start_labels(small)`, cleaned and brought back to full size."""
         h, w = rgb.shape[:2]
         scale = min(1.0, WORK_LONG_SIDE / max(h, w))
@@ -121,8 +244,9 @@ class GrabCutSanitizer:
         if not np.isin(labels, (cv2.GC_BGD, cv2.GC_PR_BGD)).any():
             return np.ones((h, w), bool)  # nothing to learn a background from: the vehicle fills the frame
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)  # GrabCut seeds its colour models by k-means on OpenCV's global RNG: same photo, same mask
         cv2.grabCut(np.ascontiguousarray(small), labels, None, bgd, fgd,
-                    self.cfg.lite.grabcut_iterations, cv2.GC_INIT_WITH_MASK)
+                    iterations or self.cfg.lite.grabcut_iterations, cv2.GC_INIT_WITH_MASK)
         fg = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
         fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
         fg = largest_component(fg)
@@ -131,6 +255,11 @@ class GrabCutSanitizer:
         fg = cv2.morphologyEx(padded, cv2.MORPH_CLOSE,
                               cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))[k:-k, k:-k] > 0
         fg = fill_holes(fg)
+        if refine is not None:  # after the closing, which would bridge the shadow between the wheels again
+            fg = refine(small, fg)
         # smooth the small mask's staircase while bringing it to full size
-        soft = cv2.GaussianBlur(fg.astype(np.float32), (0, 0), 1.0)
-        return largest_component(cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR) > 0.5)
+        soft = cv2.resize(cv2.GaussianBlur(fg.astype(np.float32), (0, 0), 1.0), (w, h), interpolation=cv2.INTER_LINEAR)
+        if scale < 1:  # the small copy's outline is a working pixel wide: snap it to the photo's own edges
+            soft = guided_filter(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255, soft,
+                                 max(2, round(0.75 / scale)), GUIDED_EPS)
+        return largest_component(soft > 0.5)

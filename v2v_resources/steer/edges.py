@@ -2,7 +2,7 @@
 
 Reflections on paint make Canny draw highlights as edges. Smoothing only the lightness (bilateral, so real
 edges survive) and evening out its contrast locally (CLAHE) removes most of them before Canny runs.
-Shared by the lite steer (outline darkening) and the ml steer (the canny ControlNet's condition image).
+Used by the ml steer (the canny ControlNet's condition image); the lite steer draws its outlines from its own patches.
 """
 from __future__ import annotations
 

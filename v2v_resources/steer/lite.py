@@ -2,8 +2,11 @@
 
 Inside the vehicle: bilateral passes and mean-shift flatten shading while keeping edges, k-means in Lab
 turns what is left into `clusters` flat colours, a majority filter removes the speckle where a smooth
-gradient straddles two clusters, and the de-shined Canny edges of the result are darkened into outlines.
-Outside it: the configured background. The silhouette is then measured the same way as on the ml backend.
+gradient straddles two clusters, and every patch smaller than `min_region_px` is given to the patches
+round it, so each panel keeps a few clean tone bands rather than posterised noise. Outlines are drawn
+where two patches meet whose lightness differs by more than `outline_delta_l`: the boundaries of the
+illustration itself, crisp and unbroken, instead of Canny's fragments. Outside the vehicle: the configured
+background. The silhouette is then measured the same way as on the ml backend.
 """
 from __future__ import annotations
 
@@ -19,11 +22,42 @@ from ..imaging import fit_size, iou, resize_mask
 from ..sanitize.base import Sanitizer
 from ..settings import Phase2
 from .base import SteerResult
-from .edges import canny_edges
 
 PHASE = "steer"
 KMEANS_SAMPLE = 20_000     # pixels the colour clusters are fitted on; all pixels are then assigned
 MAJORITY_WINDOW = 5        # px; the window of the speckle-removing majority filter
+
+
+def absorb_small_regions(labels: np.ndarray, inside: np.ndarray, k: int, min_px: int) -> np.ndarray:
+    """Patches (connected pixels of one label) under `min_px` inside the vehicle take the label of the
+    nearest pixel of a large patch."""
+    small = np.zeros(labels.shape, bool)
+    for i in range(k):
+        n, comp, stats, _ = cv2.connectedComponentsWithStats(((labels == i) & inside).astype(np.uint8), connectivity=4)
+        tiny = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < min_px) + 1
+        if len(tiny):
+            small |= np.isin(comp, tiny)
+    if not small.any() or small[inside].all():
+        return labels
+    # the nearest pixel of a kept patch inside the vehicle (the transform's zeros), found with its label
+    source = ~small & inside
+    _, nearest = cv2.distanceTransformWithLabels((~source).astype(np.uint8), cv2.DIST_L2, 5,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    kept_labels = labels.ravel()[np.flatnonzero(source.ravel())]
+    out = labels.copy()
+    out[small] = kept_labels[nearest[small] - 1]
+    return out
+
+
+def outlines(labels: np.ndarray, inside: np.ndarray, lightness: np.ndarray, min_delta_l: float) -> np.ndarray:
+    """Pixels where two patches of clearly different lightness meet (the darker side stays unmarked, so a
+    line is one pixel wide on each boundary, drawn on the lighter patch)."""
+    light = np.pad(lightness[labels], 1, mode="edge")   # edge padding: the frame is no boundary
+    centre = light[1:-1, 1:-1]
+    edge = np.zeros(labels.shape, bool)
+    for other in (light[:-2, 1:-1], light[2:, 1:-1], light[1:-1, :-2], light[1:-1, 2:]):
+        edge |= centre - other > min_delta_l
+    return edge & inside
 
 
 def majority_filter(labels: np.ndarray, k: int, window: int) -> np.ndarray:
@@ -100,6 +134,7 @@ class FlatteningSteerer:
         labels = np.zeros(inside.shape, np.int64)
         labels[inside] = np.argmin(((pixels[:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1)
         labels = majority_filter(labels, k, MAJORITY_WINDOW)
+        labels = absorb_small_regions(labels, inside, k, lite.min_region_px)
         rgb_centres = cv2.cvtColor(centres[None], cv2.COLOR_Lab2RGB)[0]
         flat = np.clip(rgb_centres * 255 + 0.5, 0, 255).astype(np.uint8)[labels]
 
@@ -107,7 +142,7 @@ class FlatteningSteerer:
         out[:] = hex_to_rgb(self.cfg.background)
         region = out[y0:y1, x0:x1]
         region[inside] = flat[inside]
-        # outlines: the result's own edges, darkened, inside the vehicle only so the silhouette is kept
-        edges = (canny_edges(region, self.cfg.canny) > 0) & inside
+        # outlines inside the vehicle only, so the silhouette is the mask's
+        edges = outlines(labels, inside, centres[:, 0], lite.outline_delta_l)
         region[edges] = (region[edges] * (1 - lite.edge_darkening)).astype(np.uint8)
         return out, k
