@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from v2v_assets.definitions import build_resources, defs
-from v2v_assets.sensors import RANGE_END, RANGE_START, inbox_sensor, tick_inbox
+from v2v_assets.sensors import RANGE_END, RANGE_START, tick_inbox
 from v2v_resources.phases import REGISTRY
 
 LOCATION = "v2v"  # the code location's name in workspace.yaml

@@ -82,7 +82,8 @@ def test_non_images_go_to_quarantine_with_a_reason(home, instance, tmp_path, sam
 
 def test_crashed_tick_is_recovered_from_the_journal(home, instance, sample_dir):
     drop(home, sample_dir / "sample-00000.jpg")
-    from dagster_helpers import inbox_sensor, sensor_context
+    from dagster_helpers import sensor_context
+    from v2v_assets.sensors import inbox_sensor
     # The tick ran (files moved) but its result was never applied: partitions missing.
     lost = inbox_sensor(sensor_context(instance, home))
     assert not instance.get_dynamic_partitions("images")

@@ -12,11 +12,15 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psutil
 
 GRACE_S = 10.0
 
 
-def stop_tree(root: "psutil.Process", grace_s: float = GRACE_S) -> list[int]:  # noqa: F821
+def stop_tree(root: "psutil.Process", grace_s: float = GRACE_S) -> list[int]:
     """SIGTERM `root` and all its descendants, SIGKILL whatever is left after `grace_s`; returns their pids."""
     import psutil
 

@@ -50,6 +50,15 @@ def partition_key(name: str, digest: str) -> str:
     return f"{safe_stem(name)}-{digest[:HASH_CHARS]}"
 
 
+def require_image(img: np.ndarray, channels: int, phase: str, fix: str) -> np.ndarray:
+    """`img` itself if it is H×W×`channels` uint8; else BadInputError naming what it is (the engines' one input
+    check)."""
+    if img.ndim != 3 or img.shape[2] != channels or img.dtype != np.uint8:
+        raise BadInputError(f"expected an H×W×{channels} uint8 image, got {img.dtype} {img.shape}", phase=phase,
+                            fix=fix)
+    return img
+
+
 def _reject(path, reason: str, fix: str) -> BadInputError:
     return BadInputError(reason, file=str(path), phase=PHASE, fix=fix)
 

@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from ..errors import BadInputError
+from ..imaging import require_image
 
 FACTOR = 4
 
@@ -21,10 +21,7 @@ class Upscaler(Protocol):
 
 
 def check_rgb(rgb: np.ndarray, phase: str = "III chroma") -> np.ndarray:
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise BadInputError(f"expected an H×W×3 uint8 RGB image, got {rgb.dtype} {rgb.shape}", phase=phase,
-                            fix="pass the RGB channels only (drop alpha) as uint8")
-    return rgb
+    return require_image(rgb, 3, phase, "pass the RGB channels only (drop alpha) as uint8")
 
 
 class LanczosUpscaler:

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ..errors import BadInputError, QualityError
-from ..imaging import iou
+from ..imaging import iou, require_image
 from ..settings import Phase1
 from .base import SanitizeResult
 from .classical.saliency import background_probability
@@ -70,9 +70,7 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def _check_rgb(rgb: np.ndarray) -> None:
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise BadInputError(f"expected an H×W×3 uint8 image, got {rgb.dtype} {rgb.shape}", phase=PHASE,
-                            fix="decode the photo with imaging.load_photo first")
+    require_image(rgb, 3, PHASE, "decode the photo with imaging.load_photo first")
 
 
 class GrabCutSanitizer:

@@ -18,7 +18,7 @@ from scipy.cluster.vq import kmeans2
 
 from ..errors import BadInputError
 from ..color import hex_to_rgb
-from ..imaging import fit_size, iou, resize_mask
+from ..imaging import fit_size, iou, require_image, resize_mask
 from ..sanitize.base import Sanitizer
 from ..settings import Phase2
 from .base import SteerResult
@@ -74,9 +74,7 @@ class FlatteningSteerer:
         self.sanitizer = sanitizer
 
     def steer(self, clean: np.ndarray, vehicle_mask: np.ndarray, *, seed: int | None = None) -> SteerResult:
-        if clean.dtype != np.uint8 or clean.ndim != 3 or clean.shape[2] != 3:
-            raise BadInputError(f"expected an H×W×3 uint8 image, got {clean.dtype} {clean.shape}", phase=PHASE,
-                                fix="pass phase I's clean plate")
+        require_image(clean, 3, PHASE, "pass phase I's clean plate")
         if vehicle_mask.shape != clean.shape[:2] or not vehicle_mask.any():
             raise BadInputError(f"vehicle mask {vehicle_mask.shape} is empty or does not match the image "
                                 f"{clean.shape[:2]}", phase=PHASE, fix="pass phase I's vehicle mask")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from xml.etree.ElementTree import Element
 
-import numpy as np
 
 from ..chroma.mapping import brute_force_indices
 from ..color import hex_to_rgb

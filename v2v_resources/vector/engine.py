@@ -11,8 +11,8 @@ from PIL import Image
 
 from ..chroma.mapping import PaletteMapper
 from ..chroma.raster import palette_indices
-from ..errors import BadInputError, ConfigError
-from ..imaging import fit_size
+from ..errors import ConfigError
+from ..imaging import fit_size, require_image
 from ..palette import Palette
 from ..settings import Phase4
 from . import document, strokes
@@ -41,9 +41,7 @@ class Vectorizer:
         self.mapper = PaletteMapper(palette, cache_dir)
 
     def run(self, raster: np.ndarray) -> VectorResult:
-        if raster.ndim != 3 or raster.shape[2] != 4 or raster.dtype != np.uint8:
-            raise BadInputError(f"expected an H×W×4 uint8 raster, got {raster.dtype} {raster.shape}",
-                                phase=PHASE, fix="pass phase III's RGBA palette raster")
+        require_image(raster, 4, PHASE, "pass phase III's RGBA palette raster")
         h, w = raster.shape[:2]
         # Never trace above the raster's own size: enlarged pixels add time, not detail. Nearest neighbour
         # keeps the traced pixels palette-exact.

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import BadInputError, EngineError
+from ..errors import EngineError
+from ..imaging import require_image
 from ..settings import VTracer
 
 PHASE = "IV vector"
@@ -31,9 +32,7 @@ def png_bytes(rgba: np.ndarray) -> bytes:
 
 def trace(rgba: np.ndarray, cfg: VTracer, time_limit_s: float) -> str:
     """SVG text of `rgba` (H×W×4 uint8) traced by vtracer; EngineError when it fails or passes the limit."""
-    if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype != np.uint8:
-        raise BadInputError(f"vtracer input must be H×W×4 uint8, got {rgba.dtype} {rgba.shape}", phase=PHASE,
-                            fix="pass phase III's RGBA raster")
+    require_image(rgba, 4, PHASE, "pass phase III's RGBA raster")
     cmd = [sys.executable, str(WORKER), json.dumps(vtracer_kwargs(cfg))]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
