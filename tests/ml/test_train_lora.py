@@ -123,8 +123,9 @@ def test_the_trained_lora_loads_into_the_steering_engine_and_changes_it(trained,
         """A model volume of the tiny models with `lora` (or none) as the style LoRA."""
         root = tmp_path / ("styled" if lora else "base")
         for name in ("sdxl", "controlnet-depth", "controlnet-canny", "depth"):
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            (root / name).symlink_to(tiny_root / manifest["models"][name]["path"])
+            path = manifest["models"][name]["path"]
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).symlink_to(tiny_root / path)
         entry = manifest["models"]["style-lora"]
         (root / entry["path"]).parent.mkdir(parents=True, exist_ok=True)
         if lora:
