@@ -88,20 +88,14 @@ def finish_writes(rest: dict) -> None:
 def settle(instance, home, on_tick=None, max_ticks: int = 10) -> tuple[list, list[float]]:
     """Tick the inbox sensor (applying its partition requests, as the daemon does) until a tick finds
     nothing new and nothing is still being written. Returns (run requests, seconds per tick)."""
-    import dagster as dg
-
     from v2v_assets.definitions import build_resources, defs
-    from v2v_assets.sensors import inbox_sensor
+    from v2v_assets.sensors import tick_inbox
 
     res = build_resources(str(home.root))
     cursor, requests, times = None, [], []
     for i in range(max_ticks):
         t0 = time.perf_counter()
-        result = inbox_sensor(dg.build_sensor_context(
-            instance=instance, cursor=cursor, definitions=defs,
-            resources={k: res[k] for k in ("v2v_home", "v2v_config")}))
-        for req in result.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+        result = tick_inbox(instance, defs, res, cursor)
         times.append(time.perf_counter() - t0)
         requests += result.run_requests or []
         cursor = result.cursor
@@ -141,7 +135,7 @@ def process(instance, home, requests, limit: int, overrides: str = TINY) -> tupl
     Returns (seconds per batch, images processed)."""
     import dagster as dg
 
-    from v2v_assets.definitions import PHASE_ASSETS, build_resources
+    from v2v_assets.definitions import build_resources, defs
     from v2v_assets.sensors import RANGE_END, RANGE_START
 
     keys = list(instance.get_dynamic_partitions("images"))
@@ -152,7 +146,7 @@ def process(instance, home, requests, limit: int, overrides: str = TINY) -> tupl
         first, last = rr.tags[RANGE_START], rr.tags[RANGE_END]
         chunk = keys[keys.index(first): keys.index(last) + 1][: limit - done]
         t0 = time.perf_counter()
-        dg.materialize(PHASE_ASSETS, instance=instance, raise_on_error=False,
+        dg.materialize(list(defs.assets), instance=instance, raise_on_error=False,
                        resources=build_resources(str(home.root), overrides_json=overrides),
                        tags={RANGE_START: chunk[0], RANGE_END: chunk[-1]})
         times.append(time.perf_counter() - t0)
@@ -162,12 +156,12 @@ def process(instance, home, requests, limit: int, overrides: str = TINY) -> tupl
 
 def outcomes(home, keys: list[str]) -> dict[str, str]:
     """processed | failed:<asset> | unfinished, per key."""
-    from v2v_resources.phases import ASSETS
+    from v2v_resources.phases import REGISTRY
 
     out = {}
     for k in keys:
         state = "processed"
-        for a in ASSETS:
+        for a in REGISTRY.names:
             if home.path(a, k, "failure.json").is_file():
                 state = f"failed:{a}"
                 break

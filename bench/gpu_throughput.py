@@ -118,17 +118,17 @@ def _cpu_init(home: str, overrides: str) -> None:
     s = load_settings(overrides=json.loads(overrides))
     pal = Palette.from_choice(s.palette)
     h = Home(Path(home))
-    _cpu.update(home=h, settings=s, palette=pal, vector=Vectorizer(s.phase4, pal, h.cache),
+    _cpu.update(home=h, settings=s, vector=Vectorizer(s.phase4, pal, h.cache),
                 raster=PaletteRasterEngine(s.phase3, pal, LanczosUpscaler(), h.cache))
 
 
 def cpu_stage(key: str) -> dict:
-    from v2v_resources import phases
+    from v2v_resources.phases import palette_raster, vector_svg
 
     t0 = time.perf_counter()
-    r3 = phases.run_palette_raster(_cpu["home"], key, _cpu["settings"], _cpu["raster"], _cpu["palette"])
+    r3 = palette_raster.run(_cpu["home"], key, _cpu["settings"], _cpu["raster"])
     t1 = time.perf_counter()
-    r4 = phases.run_vector_svg(_cpu["home"], key, _cpu["settings"], _cpu["vector"], _cpu["palette"])
+    r4 = vector_svg.run(_cpu["home"], key, _cpu["settings"], _cpu["vector"])
     return {"raster_s": t1 - t0, "vector_s": time.perf_counter() - t1, "agreement": r4.metadata.get("agreement"),
             "ok": not r3.failed_checks and not r4.failed_checks, "done": time.perf_counter()}
 

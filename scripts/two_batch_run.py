@@ -75,9 +75,9 @@ def _intervals(instance, run) -> tuple[list[tuple], list[tuple]]:
 
 def timeline(instance, runs) -> int:
     """Print the timeline and the overlap analysis; returns the number of overlapping gpu-pool steps."""
-    from v2v_assets.definitions import PHASE_ASSETS
+    from v2v_resources.phases import REGISTRY
 
-    gpu_steps = {a.key.to_user_string() for a in PHASE_ASSETS if a.op.pool == "gpu"}   # from @phase_asset
+    gpu_steps = {p.name for p in REGISTRY if p.gpu}
     names = {r.run_id: chr(ord("A") + i) for i, r in enumerate(runs)}
     rows, steps = [], []
     for run in runs:

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from v2v_assets.definitions import PHASE_ASSETS, build_resources, defs
-from v2v_assets.sensors import RANGE_END, RANGE_START, inbox_sensor
+from v2v_assets.definitions import build_resources, defs
+from v2v_assets.sensors import RANGE_END, RANGE_START, inbox_sensor, tick_inbox
+from v2v_resources.phases import REGISTRY
 
 LOCATION = "v2v"  # the code location's name in workspace.yaml
+ASSETS = REGISTRY.names
+PHASE_ASSETS = list(defs.assets)
 
 
 def drop(home, src: Path, name: str | None = None, age_s: float = 60.0) -> Path:
@@ -32,10 +35,7 @@ def sensor_context(instance, home, cursor: str | None = None):
 
 def tick(instance, home, cursor: str | None = None):
     """Evaluate the inbox sensor once and apply its partition requests, as the daemon would."""
-    result = inbox_sensor(sensor_context(instance, home, cursor))
-    for req in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
-    return result
+    return tick_inbox(instance, defs, build_resources(str(home.root)), cursor)
 
 
 def materialize_range(instance, home, first: str, last: str, selection=None, **config):

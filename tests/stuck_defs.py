@@ -5,10 +5,11 @@ import time
 
 import dagster as dg
 
-from v2v_assets.jobs import process_images
+from v2v_assets.jobs import batch_job
 from v2v_assets.partitions import images_partitions
 from v2v_assets.resources import V2VConfig, V2VHome
 from v2v_assets.sensors import inbox_sensor
+from v2v_resources.settings import load_settings
 
 
 @dg.asset(name="photo", group_name="v2v", partitions_def=images_partitions, pool="gpu",
@@ -19,5 +20,5 @@ def stuck_photo(context: dg.AssetExecutionContext) -> None:
         time.sleep(0.2)
 
 
-defs = dg.Definitions(assets=[stuck_photo], jobs=[process_images], sensors=[inbox_sensor],
+defs = dg.Definitions(assets=[stuck_photo], jobs=[batch_job(load_settings())], sensors=[inbox_sensor],
                       resources={"v2v_home": V2VHome(), "v2v_config": V2VConfig()})

@@ -18,12 +18,10 @@ from dagster._daemon.backfill import execute_backfill_iteration
 from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION, LAUNCH_PIPELINE_EXECUTION_MUTATION
 from dagster_graphql.test.utils import execute_dagster_graphql
 
-from v2v_assets.definitions import PHASE_ASSETS
 from v2v_assets.sensors import RANGE_END, RANGE_START
 
-from dagster_helpers import FAST, LOCATION, drop, in_process_workspace, tick
+from dagster_helpers import ASSETS, FAST, LOCATION, drop, in_process_workspace, tick
 
-ASSETS = [a.key.to_user_string() for a in PHASE_ASSETS]
 # What the launch dialog's "run config" would carry: small images, and steps in the run process.
 RUN_CONFIG = {"resources": {"v2v_config": {"config": {"overrides_json": FAST}}},
               "execution": {"config": {"in_process": {}}}}

@@ -15,7 +15,7 @@ from PIL import Image
 
 from v2v_resources.imaging import content_hash, partition_key
 from v2v_resources.palette import Palette
-from v2v_resources.phases import ASSETS
+from dagster_helpers import ASSETS
 from v2v_resources.vector.safety import validate_svg
 
 from bad_inputs import awkward_images, corpus

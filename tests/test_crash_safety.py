@@ -15,10 +15,8 @@ import dagster as dg
 from defusedxml import ElementTree
 from PIL import Image
 
-from v2v_resources.phases import ASSETS
+from dagster_helpers import ASSETS, FAST, drop
 from v2v_resources.storage import TMP_PREFIX
-
-from dagster_helpers import FAST, drop
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -28,14 +26,10 @@ RUN_BATCH = textwrap.dedent("""
     import sys
     import dagster as dg
     from v2v_assets.definitions import build_resources, defs, process_images_job
-    from v2v_assets.sensors import RANGE_END, RANGE_START, inbox_sensor
+    from v2v_assets.sensors import RANGE_END, RANGE_START, tick_inbox
 
     with dg.DagsterInstance.get() as instance:
-        res = build_resources()
-        result = inbox_sensor(dg.build_sensor_context(
-            instance=instance, definitions=defs, resources={k: res[k] for k in ("v2v_home", "v2v_config")}))
-        for req in result.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+        tick_inbox(instance, defs, build_resources())
         keys = instance.get_dynamic_partitions("images")
         run = dg.execute_job(dg.reconstructable(process_images_job), instance=instance,
                              tags={RANGE_START: keys[0], RANGE_END: keys[-1]}, raise_on_error=False,

@@ -6,7 +6,7 @@ from PIL import Image
 
 from v2v_assets.definitions import defs
 from v2v_resources.palette import Palette
-from v2v_resources.phases import ASSETS
+from dagster_helpers import ASSETS
 from v2v_resources.vector.safety import validate_svg
 
 from dagster_helpers import FAST, check_results, drop, materialize_range, tick

@@ -1,19 +1,23 @@
 """Dagster behaviours beyond the happy path: models load once per batch, transient retries in place, typed run
 config refused before the run, code versions, the nightly backfill plan, the gpu pool on the instance."""
 import base64
+import json
 import re
 
 import dagster as dg
 import pytest
 import yaml
 
-from v2v_assets import resources as res_mod
-from v2v_assets.definitions import PHASE_ASSETS, build_resources, defs
-from v2v_assets.schedules import contiguous_blocks, keys_to_redo, nightly_backfill
+from v2v_assets.assets import code_version
+from v2v_assets.definitions import build_resources, defs
+from v2v_assets.resources import V2VConfig
+from v2v_assets.schedules import contiguous_blocks, plan
 from v2v_resources.errors import TransientError
-from v2v_resources.settings import CONFIG_DIR
+from v2v_resources.phases import REGISTRY
+from v2v_resources.phases import clean_plate as clean_plate_phase
+from v2v_resources.settings import CONFIG_DIR, deep_merge, load_settings
 
-from dagster_helpers import FAST, drop, materialize_range, tick
+from dagster_helpers import FAST, PHASE_ASSETS, drop, materialize_range, tick
 
 SAMPLES = [f"sample-{i:05d}.jpg" for i in range(3)]
 
@@ -27,24 +31,25 @@ def _batch(home, instance, sample_dir, n=3):
 COUNTS = {"builds": 0, "calls": {}}
 
 
-class CountingSanitizer(res_mod.SanitizerEngine):
+def counting_sanitizer(*args, **kwargs):
     """Counts engine builds (= model loads) and fails the first call of the second image transiently."""
+    COUNTS["builds"] += 1
+    engine = REAL_MAKE_SANITIZER(*args, **kwargs)
+    real = engine.sanitize
 
-    def build(self, cfg):
-        COUNTS["builds"] += 1
-        engine = super().build(cfg)
-        real = engine.sanitize
+    def flaky(rgb, alpha=None):
+        calls = COUNTS["calls"]
+        key = int(rgb.sum())
+        calls[key] = calls.get(key, 0) + 1
+        if len(calls) == 2 and calls[key] == 1:
+            raise TransientError("CUDA out of memory (simulated)", phase="clean_plate")
+        return real(rgb, alpha)
 
-        def flaky(rgb, alpha=None):
-            calls = COUNTS["calls"]
-            key = int(rgb.sum())
-            calls[key] = calls.get(key, 0) + 1
-            if len(calls) == 2 and calls[key] == 1:
-                raise TransientError("CUDA out of memory (simulated)", phase="clean_plate")
-            return real(rgb, alpha)
+    engine.sanitize = flaky
+    return engine
 
-        engine.sanitize = flaky
-        return engine
+
+REAL_MAKE_SANITIZER = clean_plate_phase.make_sanitizer
 
 
 def test_models_load_once_per_batch_and_transient_errors_retry_in_place(home, instance, sample_dir, monkeypatch):
@@ -52,8 +57,8 @@ def test_models_load_once_per_batch_and_transient_errors_retry_in_place(home, in
 
     monkeypatch.setattr(batch, "TRANSIENT_BACKOFF_S", 0.01)
     keys = _batch(home, instance, sample_dir)
+    monkeypatch.setattr(clean_plate_phase, "make_sanitizer", counting_sanitizer)
     resources = build_resources(str(home.root), overrides_json=FAST)
-    resources["sanitizer"] = CountingSanitizer(v2v_home=resources["v2v_home"])
     run = dg.materialize(PHASE_ASSETS, instance=instance, resources=resources,
                          selection=["photo", "clean_plate"],
                          tags={"dagster/asset_partition_range_start": keys[0],
@@ -80,38 +85,44 @@ def test_bad_run_config_is_refused_before_the_run_names_the_field(instance):
     assert "palette entry 2 ('zz')" in str(e.value.__cause__)
 
 
-def test_code_versions_follow_parameters(monkeypatch, tmp_path):
-    from v2v_assets import versions
-
-    before = {a: versions.code_version(a) for a in versions.SECTIONS}
-    data = yaml.safe_load((CONFIG_DIR / "default.yaml").read_text())
-    data["phase3"]["noise_removal"]["min_area_percent"] = 0.2
-    cfg = tmp_path / "changed.yaml"
-    cfg.write_text(yaml.safe_dump(data))
-    monkeypatch.setenv("V2V_CONFIG", str(cfg))
-    versions.definition_settings.cache_clear()
-    try:
-        after = {a: versions.code_version(a) for a in versions.SECTIONS}
-    finally:
-        versions.definition_settings.cache_clear()
-    changed = {a for a in before if before[a] != after[a]}
-    assert changed == {"palette_raster"}
+def test_code_versions_follow_output_parameters_not_operational_knobs():
+    base = load_settings()
+    changed = load_settings(overrides={"phase3": {"noise_removal": {"min_area_percent": 0.2}}})
+    assert {p.name for p in REGISTRY if code_version(p, base) != code_version(p, changed)} == {"palette_raster"}
+    knobs = load_settings(overrides={"intake": {"max_batch": 7, "settle_seconds": 9, "scan_limit": 5},
+                                     "hardware": {"compile": True, "reserve_vram_gb": 3.0, "cpu_threads": 1},
+                                     "phase3": {"esrgan_tile": 256}, "phase4": {"time_limit_s": 10}})
+    assert all(code_version(p, base) == code_version(p, knobs) for p in REGISTRY)
 
 
-def test_nightly_plan_covers_missing_failed_and_stale_as_contiguous_ranges(home, instance, sample_dir):
+def _settings(extra: dict | None = None, **fields):
+    """The FAST test settings, with more overrides."""
+    return V2VConfig(overrides_json=json.dumps(deep_merge(json.loads(FAST), extra or {})), **fields).settings
+
+
+def test_nightly_plan_compares_what_each_run_really_used(home, instance, sample_dir):
+    """Missing, failed and stale keys, as contiguous ranges; a run's own overrides are what it is judged by."""
     assert contiguous_blocks(list("abcdef"), list("acdf")) == [["a"], ["c", "d"], ["f"]]
     keys = _batch(home, instance, sample_dir)
-    graph = defs.resolve_asset_graph()
-    current = {a.key.to_user_string(): graph.get(a.key).code_version for a in PHASE_ASSETS}
-    assert keys_to_redo(instance, current) == keys  # nothing materialised yet
+    fast = _settings()
+    assert plan(instance, REGISTRY, fast) == keys  # nothing materialised yet
     assert materialize_range(instance, home, keys[1], keys[1], overrides_json=FAST).success
-    assert keys_to_redo(instance, current) == [keys[0], keys[2]]
-    stale = {**current, "vector_svg": "a-different-version"}  # e.g. vtracer settings changed
-    assert keys_to_redo(instance, stale) == keys
+    assert plan(instance, REGISTRY, fast) == [keys[0], keys[2]]
+    # The same settings with an operational knob tuned: still up to date.
+    tuned = _settings({"intake": {"max_batch": 3}, "hardware": {"compile": True}})
+    assert plan(instance, REGISTRY, tuned) == [keys[0], keys[2]]
+    # vtracer settings changed since: keys[1] is stale too.
+    assert plan(instance, REGISTRY, _settings({"phase4": {"vtracer": {"filter_speckle": 9}}})) == keys
+    # A run with its own seed is judged by that seed, not by the config file the definitions loaded.
+    assert materialize_range(instance, home, keys[2], keys[2], overrides_json=FAST, seed=7).success
+    assert keys[2] in plan(instance, REGISTRY, fast)
+    assert keys[2] not in plan(instance, REGISTRY, _settings(seed=7))
     import datetime
 
-    ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime(2026, 11, 27, 3))
-    reqs = nightly_backfill(ctx)
+    schedule = defs.get_schedule_def("nightly_backfill")
+    ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime(2026, 11, 27, 3),
+                                    resources={"v2v_config": V2VConfig(overrides_json=FAST)})
+    reqs = schedule(ctx)
     assert [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
             for r in reqs] == [(keys[0], keys[0]), (keys[2], keys[2])]
 

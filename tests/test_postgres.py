@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.postgres,
 import dagster as dg  # noqa: E402
 
 from v2v_assets.sensors import RANGE_END, RANGE_START  # noqa: E402
-from v2v_resources.phases import ASSETS  # noqa: E402
+from dagster_helpers import ASSETS  # noqa: E402
 from v2v_resources.samples import generate_samples  # noqa: E402
 
 from daemon_helpers import ROOT, dagster_home, running_daemon, settings_dir  # noqa: E402

@@ -10,6 +10,7 @@ from dagster._core.test_utils import freeze_time
 from dagster._daemon.sensor import execute_sensor_iteration
 
 from v2v_assets.sensors import RANGE_END, RANGE_START, batch_run_requests
+from v2v_resources.settings import load_settings
 from v2v_resources import intake
 
 from dagster_helpers import FAST, LOCATION, drop, in_process_workspace, materialize_range, tick
@@ -90,7 +91,7 @@ def test_crashed_tick_is_recovered_from_the_journal(home, instance, sample_dir):
 
 def test_large_bursts_split_into_contiguous_batches():
     keys = [f"k{i}" for i in range(10)]
-    reqs = batch_run_requests(keys, 4)
+    reqs = batch_run_requests(keys, load_settings(overrides={"intake": {"max_batch": 4}}))
     assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in reqs] == [("k0", "k3"), ("k4", "k7"), ("k8", "k9")]
     assert len({r.run_key for r in reqs}) == 3
 

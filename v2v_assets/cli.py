@@ -32,52 +32,33 @@ def prepare_instance(home) -> Path:
 
 # ------------------------------------------------------------------------------------------- process
 def cmd_process(args) -> int:
-    from v2v_resources import phases
-    from v2v_resources.backends import make_sanitizer, make_steerer, make_upscaler
-    from v2v_resources.chroma.raster import PaletteRasterEngine
     from v2v_resources.imaging import file_hash, partition_key
     from v2v_resources.palette import Palette
+    from v2v_resources.phases import REGISTRY, Engines
     from v2v_resources.settings import load_settings
     from v2v_resources.storage import Home
-    from v2v_resources.vector.engine import Vectorizer
 
     src = Path(args.input)
     overrides: dict = {}
     if args.backend:
-        overrides.update({p: {"backend": args.backend} for p in ("phase1", "phase2", "phase3")})
+        overrides.update({p.backend_section: {"backend": args.backend} for p in REGISTRY if p.backend_section})
     if args.palette:
         pal = Palette.parse(args.palette)
         overrides["palette"] = {"name": pal.name, "colors": list(pal.colors)}
     settings = load_settings(args.config, preset=args.preset, overrides=overrides)
-    palette = Palette.from_choice(settings.palette)
     if not src.is_file():
         raise V2VError("no such file" if not src.exists() else "not a regular file", file=str(src),
                        phase="intake", fix="give the path of an image file")
-    cache = Home.from_env().ensure().cache
+    engines = Engines(settings, Home.from_env().ensure().cache)   # built when first needed: bad input fails first
     with tempfile.TemporaryDirectory(prefix="v2v-process-") as tmp:
         home = Home(Path(tmp)).ensure()
         key = partition_key(src.name, file_hash(src))
         staged = home.path("photo", key, "source" + src.suffix.lower())
         staged.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, staged)
-        engines: dict = {}  # built when first needed, so a bad input fails before any model loads
-
-        def sanitizer():
-            if "sanitizer" not in engines:
-                engines["sanitizer"] = make_sanitizer(settings)
-            return engines["sanitizer"]
-
-        chain = [
-            lambda: phases.run_photo(home, key, settings),
-            lambda: phases.run_clean_plate(home, key, settings, sanitizer()),
-            lambda: phases.run_illustration(home, key, settings, make_steerer(settings, sanitizer())),
-            lambda: phases.run_palette_raster(home, key, settings, PaletteRasterEngine(
-                settings.phase3, palette, make_upscaler(settings), cache), palette),
-            lambda: phases.run_vector_svg(home, key, settings, Vectorizer(settings.phase4, palette, cache), palette),
-        ]
-        for step in chain:
+        for phase in REGISTRY:
             try:
-                outcome = step()
+                outcome = phase.run(home, key, settings, engines.get(phase.name))
                 outcome.raise_if_blocked()
             except V2VError as e:
                 e.file = str(src)  # the user's path, not the internal key
@@ -91,9 +72,11 @@ def cmd_process(args) -> int:
         if args.preview and "preview" in outcome.files:
             Path(args.preview).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(outcome.files["preview"], args.preview)
+    engines.close()
     m = outcome.metadata
     print(f"{out}: {int(m.get('paths', 0))} paths, {m.get('svg_bytes', 0)} bytes, "
-          f"agreement {float(m.get('agreement', 0)):.2%}, palette {palette.name} ({len(palette)} colours)")
+          f"agreement {float(m.get('agreement', 0)):.2%}, palette {engines.palette.name} "
+          f"({len(engines.palette)} colours)")
     return 0
 
 
@@ -184,12 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--home")
     ins.set_defaults(func=lambda a: print(prepare_instance(_home(a))) or 0)
 
-    try:
-        from .cli_models import add_commands
-    except ImportError:  # pragma: no cover - model commands ship with the ML backends
-        add_commands = None
-    if add_commands:
-        add_commands(sub)
+    from .cli_models import add_commands
+
+    add_commands(sub)
     return p
 
 

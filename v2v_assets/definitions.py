@@ -1,45 +1,44 @@
 """The v2v code location. Importing it touches no GPU and loads no model (the code server, the daemon and
 every sensor tick import it)."""
+from __future__ import annotations
+
 import dagster as dg
 
-from .clean_plate import clean_plate
-from .illustration import illustration
-from .jobs import process_images
-from .palette_raster import palette_raster
-from .photo import photo
-from .resources import ChromaEngine, SanitizerEngine, SteerEngine, V2VConfig, V2VHome, VectorEngine
+from v2v_resources.phases import REGISTRY, Registry
+from v2v_resources.settings import load_settings
+
+from .assets import GROUP, phase_assets
+from .jobs import batch_job
+from .resources import GpuModels, ModelEngines, V2VConfig, V2VHome
 from .schedules import nightly_backfill
 from .sensors import inbox_sensor
-from .vector_svg import vector_svg
-
-PHASE_ASSETS = [photo, clean_plate, illustration, palette_raster, vector_svg]
 
 
-def build_resources(home_root: str = "", **config) -> dict:
-    home, cfg = V2VHome(root=home_root), V2VConfig(**config)
-    return {
-        "v2v_home": home,
-        "v2v_config": cfg,
-        "sanitizer": SanitizerEngine(v2v_home=home),
-        "steerer": SteerEngine(v2v_home=home),
-        "chroma": ChromaEngine(v2v_home=home),
-        "vectorizer": VectorEngine(v2v_home=home),
-    }
+def build_resources(home_root: str = "", *, hosts: list[str] | None = None, **config) -> dict:
+    home = V2VHome(root=home_root)
+    return {"v2v_home": home, "v2v_config": V2VConfig(**config), "engines": ModelEngines(v2v_home=home),
+            "gpu_models": GpuModels(v2v_home=home, hosts=hosts or [])}
 
 
-defs = dg.Definitions(
-    assets=PHASE_ASSETS,
-    jobs=[process_images],
-    schedules=[nightly_backfill],
-    sensors=[
-        inbox_sensor,
-        # Dagster's automation sensor starts stopped by default; ours runs, so partial batches continue.
-        dg.AutomationConditionSensorDefinition(
-            "v2v_automation", target=dg.AssetSelection.groups("v2v"),
-            default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30),
-    ],
-    resources=build_resources(),
-)
+def build_definitions(registry: Registry = REGISTRY, **resource_args) -> dg.Definitions:
+    """Everything the registry's phases need: assets, checks, the batch job, sensors, schedule, resources."""
+    settings = load_settings()      # the definition-time config: code versions, the job's default tags
+    return dg.Definitions(
+        assets=phase_assets(registry, settings),
+        jobs=[batch_job(settings)],
+        schedules=[nightly_backfill(settings, registry)],
+        sensors=[
+            inbox_sensor,
+            # Dagster's automation sensor starts stopped by default; ours runs, so partial batches continue.
+            dg.AutomationConditionSensorDefinition(
+                "v2v_automation", target=dg.AssetSelection.groups(GROUP),
+                default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30),
+        ],
+        resources=build_resources(**resource_args),
+    )
+
+
+defs = build_definitions()
 
 
 def process_images_job():

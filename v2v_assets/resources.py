@@ -1,18 +1,24 @@
-"""Dagster faces of the engines: small ConfigurableResources that build each engine lazily, once per
-step process, so a batch loads its models once and only the step that needs a model loads it."""
+"""Dagster faces of the engines: the home, the run's settings, and who runs a phase on one image.
+
+`engines` runs phases in the step's own process; `gpu_models` runs the GPU phases on the resident model
+host(s) when `hosts` is set, else in-process exactly like `engines`. Engines are built on first use and kept
+for the rest of the step (= the batch), from the run's own settings.
+"""
 from __future__ import annotations
 
 import json
+import os
+from enum import Enum
 from functools import cached_property
 from pathlib import Path
-from enum import Enum
-from typing import Optional
+from typing import Callable, Optional
 
 import dagster as dg
 from pydantic import PrivateAttr, field_validator
 
 from v2v_resources.palette import Palette
-from v2v_resources.settings import Settings, load_settings
+from v2v_resources.phases import Engines, Phase, PhaseOutcome
+from v2v_resources.settings import Settings, deep_merge, load_settings
 from v2v_resources.storage import Home, default_home
 
 
@@ -38,8 +44,19 @@ class Backend(str, Enum):
     lite = "lite"
 
 
+# Typed run-config fields → their place in configs/default.yaml.
+_FIELD_PATHS = {"seed": ("phase2", "sdxl", "seed"), "steps": ("phase2", "sdxl", "steps"),
+                "guidance": ("phase2", "sdxl", "guidance_scale"),
+                "depth_weight": ("phase2", "controlnet", "depth_weight"),
+                "canny_weight": ("phase2", "controlnet", "canny_weight"),
+                "allow_skip_on_failure": ("phase2", "iou_retry", "allow_skip_on_failure"),
+                "backend_phase1": ("phase1", "backend"), "backend_phase2": ("phase2", "backend"),
+                "backend_phase3": ("phase3", "backend")}
+
+
 class V2VConfig(dg.ConfigurableResource):
-    """The run's settings: configs/default.yaml, then a preset, then these typed overrides.
+    """The run's one settings object: configs/default.yaml (or `config_path`, else $V2V_CONFIG), then a preset,
+    then these typed overrides.
 
     Launch a run with `resources: {v2v_config: {config: {palette: automotive15, seed: 7}}}`; a bad value is
     refused before the run starts, naming the field."""
@@ -65,28 +82,14 @@ class V2VConfig(dg.ConfigurableResource):
             Palette.parse(v)  # raises naming the bad entry
         return v
 
-    def _overrides(self) -> dict:
+    def overrides(self) -> dict:
         o: dict = json.loads(self.overrides_json) if self.overrides_json else {}
-        p2: dict = {}
-        if self.seed is not None:
-            p2.setdefault("sdxl", {})["seed"] = self.seed
-        if self.steps is not None:
-            p2.setdefault("sdxl", {})["steps"] = self.steps
-        if self.guidance is not None:
-            p2.setdefault("sdxl", {})["guidance_scale"] = self.guidance
-        if self.depth_weight is not None:
-            p2.setdefault("controlnet", {})["depth_weight"] = self.depth_weight
-        if self.canny_weight is not None:
-            p2.setdefault("controlnet", {})["canny_weight"] = self.canny_weight
-        if self.allow_skip_on_failure is not None:
-            p2.setdefault("iou_retry", {})["allow_skip_on_failure"] = self.allow_skip_on_failure
-        for phase, b in (("phase1", self.backend_phase1), ("phase2", self.backend_phase2),
-                         ("phase3", self.backend_phase3)):
-            if b is not None:
-                o.setdefault(phase, {})["backend"] = Backend(b).value
-        if p2:
-            from v2v_resources.settings import deep_merge
-            o = deep_merge(o, {"phase2": p2})
+        for name, path in _FIELD_PATHS.items():
+            value = getattr(self, name)
+            if value is not None:
+                for part in reversed(path):
+                    value = {part: value.value if isinstance(value, Enum) else value}
+                o = deep_merge(o, value)
         if self.palette is not None:
             pal = Palette.parse(self.palette)
             o["palette"] = {"name": pal.name, "colors": list(pal.colors)}
@@ -95,62 +98,60 @@ class V2VConfig(dg.ConfigurableResource):
     @cached_property
     def settings(self) -> Settings:
         return load_settings(self.config_path, preset=self.preset and Preset(self.preset).value,
-                             overrides=self._overrides())
-
-    @cached_property
-    def palette_obj(self) -> Palette:
-        return Palette.from_choice(self.settings.palette)
+                             overrides=self.overrides())
 
 
-class _LazyEngine(dg.ConfigurableResource):
-    """Builds its engine on first use and keeps it for the rest of the step (= the batch).
+PhaseCall = Callable[[Phase, str], PhaseOutcome]
 
-    The settings come from the asset's own `v2v_config` at that first use, so launch-time run config (the
-    launchpad, a backfill, a sensor's run request) reaches the engines exactly as it reaches the assets."""
+
+class ModelEngines(dg.ConfigurableResource):
+    """Runs phases in this process on engines built from the run's settings (once per step)."""
 
     v2v_home: V2VHome
-    _engine = PrivateAttr(default=None)
+    models_root: Optional[str] = None              # default: $V2V_MODELS, else /models
+    _engines: Optional[Engines] = PrivateAttr(default=None)
 
-    def build(self, cfg: V2VConfig):  # pragma: no cover - overridden
-        raise NotImplementedError
+    def engines(self, settings: Settings) -> Engines:
+        if self._engines is None:
+            root = Path(self.models_root) if self.models_root else None
+            self._engines = Engines(settings, self.v2v_home.home.cache, models_root=root)
+        return self._engines
 
-    def get(self, cfg: V2VConfig):
-        if self._engine is None:
-            self._engine = self.build(cfg)
-        return self._engine
+    def caller(self, settings: Settings) -> tuple[PhaseCall, int]:
+        """(run one phase on one key, how many keys may be in flight at once)."""
+        home, engines = self.v2v_home.home, self.engines(settings)
+        return (lambda phase, key: phase.run(home, key, settings, engines.get(phase))), 1
 
     def teardown_after_execution(self, context) -> None:
-        release = getattr(self._engine, "release", None)
-        if release:
-            release()
-        self._engine = None
+        if self._engines is not None:
+            self._engines.close()
+        self._engines = None
 
 
-class SanitizerEngine(_LazyEngine):
-    def build(self, cfg: V2VConfig):
-        from v2v_resources.backends import make_sanitizer
+class GpuModels(ModelEngines):
+    """The GPU phases' models: the resident host(s) (`v2v host`, one per GPU) when `hosts` is set; otherwise
+    in-process engines, as on a laptop or in tests. Requests carry the partition key, the home and the run's
+    settings, never images; the step sends its keys concurrently so the host can batch them."""
 
-        return make_sanitizer(cfg.settings)
+    hosts: list[str] = []                          # e.g. ["http://127.0.0.1:8765"]; empty: in-process
+    token_env: str = "V2V_HOST_TOKEN"              # the host's bearer token is read from this variable
+    max_in_flight: int = 16                        # keys of one step sent at once over all hosts
+    request_timeout_s: float = 900.0
 
+    def setup_for_execution(self, context) -> None:
+        if self.hosts:
+            self._client().check_health()          # fail the step early, with the host's reason
 
-class SteerEngine(_LazyEngine):
-    def build(self, cfg: V2VConfig):
-        from v2v_resources.backends import make_sanitizer, make_steerer
+    def _client(self):
+        from v2v_resources.host.client import HostClient
 
-        return make_steerer(cfg.settings, make_sanitizer(cfg.settings))
+        return HostClient(list(self.hosts), token=os.environ.get(self.token_env, ""),
+                          timeout_s=self.request_timeout_s)
 
-
-class ChromaEngine(_LazyEngine):
-    def build(self, cfg: V2VConfig):
-        from v2v_resources.backends import make_upscaler
-        from v2v_resources.chroma.raster import PaletteRasterEngine
-
-        return PaletteRasterEngine(cfg.settings.phase3, cfg.palette_obj, make_upscaler(cfg.settings),
-                                   self.v2v_home.home.cache)
-
-
-class VectorEngine(_LazyEngine):
-    def build(self, cfg: V2VConfig):
-        from v2v_resources.vector.engine import Vectorizer
-
-        return Vectorizer(cfg.settings.phase4, cfg.palette_obj, self.v2v_home.home.cache)
+    def caller(self, settings: Settings) -> tuple[PhaseCall, int]:
+        if not self.hosts:
+            return super().caller(settings)
+        client, home = self._client(), self.v2v_home.home
+        payload = settings.model_dump(mode="json")
+        return (lambda phase, key: PhaseOutcome.from_dict(client.run(phase.name, str(home.root), key, payload)),
+                self.max_in_flight)

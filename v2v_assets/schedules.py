@@ -3,39 +3,33 @@ from __future__ import annotations
 
 import dagster as dg
 
-from v2v_resources.phases import ASSETS
+from v2v_resources.models.verify import ModelStore
+from v2v_resources.phases import Registry
+from v2v_resources.phases.plan import stale_keys
+from v2v_resources.settings import Settings
 
-from .batch import CODE_VERSION_TAG
-from .jobs import process_images
+from .jobs import JOB_NAME
 from .partitions import images_partitions
+from .resources import V2VConfig
 from .sensors import batch_run_requests
-from .versions import definition_settings
 
-_settings = definition_settings()
+RECIPE_PREFIX = "recipe/"
 
 
-def latest_code_versions(instance: dg.DagsterInstance, asset: str) -> dict[str, str | None]:
-    """partition → code version of its latest materialisation."""
-    latest: dict[str, str | None] = {}
+def recorded_recipes(instance: dg.DagsterInstance, asset: str) -> dict[str, dict]:
+    """partition → the recipe recorded with its latest materialisation."""
+    latest: dict[str, dict] = {}
     cursor = None
     while True:
-        page = instance.fetch_materializations(dg.AssetKey(asset), limit=1000, cursor=cursor)
+        page = instance.fetch_materializations(dg.AssetKey(asset), limit=1000, cursor=cursor, ascending=False)
         for rec in page.records:
-            if rec.partition_key and rec.partition_key not in latest:
-                latest[rec.partition_key] = (rec.asset_materialization.tags or {}).get(CODE_VERSION_TAG)
+            mat = rec.asset_materialization
+            if mat and mat.partition and mat.partition not in latest:
+                latest[mat.partition] = {k.removeprefix(RECIPE_PREFIX): v.value for k, v in mat.metadata.items()
+                                         if k.startswith(RECIPE_PREFIX)}
         if not page.has_more:
             return latest
         cursor = page.cursor
-
-
-def keys_to_redo(instance: dg.DagsterInstance, current_versions: dict[str, str]) -> list[str]:
-    """Keys (insertion order) where any phase is missing, failed or built by other code/parameters."""
-    keys = list(instance.get_dynamic_partitions(images_partitions.name))
-    todo = set()
-    for asset in ASSETS:
-        versions = latest_code_versions(instance, asset)
-        todo |= {k for k in keys if k not in versions or versions[k] != current_versions[asset]}
-    return [k for k in keys if k in todo]
 
 
 def contiguous_blocks(keys: list[str], todo: list[str]) -> list[list[str]]:
@@ -50,18 +44,27 @@ def contiguous_blocks(keys: list[str], todo: list[str]) -> list[list[str]]:
     return blocks + ([cur] if cur else [])
 
 
-@dg.schedule(job=process_images, cron_schedule=_settings.orchestration.nightly_cron,
-             default_status=dg.DefaultScheduleStatus.RUNNING, execution_timezone="UTC",
-             description="Re-materialises missing, failed and stale images, capped per night.")
-def nightly_backfill(context: dg.ScheduleEvaluationContext):
-    from .definitions import defs  # the asset graph's current code versions
+def plan(instance: dg.DagsterInstance, registry: Registry, settings: Settings) -> list[str]:
+    """Keys (insertion order) where any phase is missing, failed or produced by other code or parameters."""
+    keys = list(instance.get_dynamic_partitions(images_partitions.name))
+    recorded = {p.name: recorded_recipes(instance, p.name) for p in registry}
+    return stale_keys(registry, settings, ModelStore(), keys, recorded)
 
-    graph = defs.resolve_asset_graph()
-    current = {a: graph.get(dg.AssetKey(a)).code_version for a in ASSETS}
-    keys = list(context.instance.get_dynamic_partitions(images_partitions.name))
-    todo = keys_to_redo(context.instance, current)[: _settings.orchestration.nightly_max_images]
-    if not todo:
-        return dg.SkipReason("every image is materialised and up to date")
-    stamp = context.scheduled_execution_time.strftime("%Y%m%d") if context.scheduled_execution_time else "now"
-    return [rr for block in contiguous_blocks(keys, todo)
-            for rr in batch_run_requests(block, _settings.intake.max_batch, reason=f"nightly-{stamp}")]
+
+def nightly_backfill(definition_settings: Settings, registry: Registry) -> dg.ScheduleDefinition:
+    """The cron is fixed when the definitions load; everything else is read from the run settings at each tick."""
+
+    @dg.schedule(job_name=JOB_NAME, cron_schedule=definition_settings.orchestration.nightly_cron,
+                 default_status=dg.DefaultScheduleStatus.RUNNING, execution_timezone="UTC",
+                 description="Re-materialises missing, failed and stale images, capped per night.")
+    def nightly_backfill(context: dg.ScheduleEvaluationContext, v2v_config: V2VConfig):
+        settings = v2v_config.settings
+        keys = list(context.instance.get_dynamic_partitions(images_partitions.name))
+        todo = plan(context.instance, registry, settings)[: settings.orchestration.nightly_max_images]
+        if not todo:
+            return dg.SkipReason("every image is materialised and up to date")
+        stamp = context.scheduled_execution_time.strftime("%Y%m%d") if context.scheduled_execution_time else "now"
+        return [rr for block in contiguous_blocks(keys, todo)
+                for rr in batch_run_requests(block, settings, reason=f"nightly-{stamp}")]
+
+    return nightly_backfill

@@ -5,23 +5,24 @@ import json
 import os
 
 import dagster as dg
-from dagster._core.launcher import DefaultRunLauncher
 
 from v2v_resources import intake
+from v2v_resources.settings import Settings
 
-from .jobs import process_images
+from .jobs import JOB_NAME, max_runtime_tags
 from .partitions import images_partitions
 from .resources import V2VConfig, V2VHome
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
-def batch_run_requests(keys: list[str], max_batch: int, reason: str = "inbox") -> list[dg.RunRequest]:
+def batch_run_requests(keys: list[str], settings: Settings, reason: str = "inbox") -> list[dg.RunRequest]:
     """Contiguous chunks of keys, in the order they were added (= partition insertion order)."""
-    chunks = [keys[i:i + max_batch] for i in range(0, len(keys), max_batch)]
+    size = settings.intake.max_batch
+    chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
     return [dg.RunRequest(run_key=f"{reason}:{c[0]}..{c[-1]}",
                           tags={RANGE_START: c[0], RANGE_END: c[-1], "v2v/batch_size": str(len(c)),
-                                "v2v/reason": reason})
+                                "v2v/reason": reason, **max_runtime_tags(settings)})
             for c in chunks]
 
 
@@ -29,7 +30,7 @@ def reap_dead_local_runs(instance: dg.DagsterInstance) -> list[str]:
     """Runs whose worker process on this host was killed (SIGKILL, OOM killer, reboot) stay STARTED and keep
     their `gpu` slot forever: the DefaultRunLauncher cannot report dead workers to run monitoring. Mark them
     failed and free their slots, so the next batch does not wait on a dead run. Returns their ids."""
-    if not isinstance(instance.run_launcher, DefaultRunLauncher):
+    if not isinstance(instance.run_launcher, dg.DefaultRunLauncher):
         return []  # container launchers report dead workers to run monitoring themselves
     reaped = []
     for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
@@ -53,10 +54,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@dg.sensor(job=process_images, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(job_name=JOB_NAME, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Watches $V2V_HOME/inbox: adds a partition per new image and requests one batch run.")
 def inbox_sensor(context: dg.SensorEvaluationContext, v2v_home: V2VHome, v2v_config: V2VConfig):
-    home, cfg = v2v_home.home, v2v_config.settings.intake
+    home, settings = v2v_home.home, v2v_config.settings
+    cfg = settings.intake
     for run_id in reap_dead_local_runs(context.instance):
         context.log.warning(f"run {run_id} lost its worker process: marked failed, gpu slot freed")
     cursor = json.loads(context.cursor) if context.cursor else {}
@@ -83,7 +85,19 @@ def inbox_sensor(context: dg.SensorEvaluationContext, v2v_home: V2VHome, v2v_con
             f"no new images ({len(scan.waiting)} still being written)" if scan.waiting else "no new images"),
             cursor=new_cursor)
     return dg.SensorResult(
-        run_requests=batch_run_requests(new_keys, cfg.max_batch),
+        run_requests=batch_run_requests(new_keys, settings),
         dynamic_partitions_requests=[images_partitions.build_add_request(new_keys)],
         cursor=new_cursor,
     )
+
+
+def tick_inbox(instance: dg.DagsterInstance, defs: dg.Definitions, resources: dict,
+               cursor: str | None = None) -> dg.SensorResult:
+    """Evaluate the inbox sensor once and apply its partition requests, as the daemon does (the demo and the
+    tests use it to run a tick without a daemon)."""
+    result = inbox_sensor(dg.build_sensor_context(
+        instance=instance, cursor=cursor, definitions=defs,
+        resources={k: resources[k] for k in ("v2v_home", "v2v_config")}))
+    for req in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+    return result

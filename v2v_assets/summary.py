@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import json
 
-from v2v_resources.phases import ASSETS
+from v2v_resources.phases import REGISTRY
 from v2v_resources.storage import Home
 
 
 def image_status(home: Home, key: str) -> dict:
     """The last phase done for a key, or the phase that failed and why."""
     status = {"key": key, "done": [], "failed": None}
-    for asset in ASSETS:
+    for asset in REGISTRY.names:
         meta, fail = home.path(asset, key, "meta.json"), home.path(asset, key, "failure.json")
         if meta.is_file():
             status["done"].append(asset)

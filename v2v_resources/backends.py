@@ -11,10 +11,17 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING, Callable, Union
+
 from .models.manifest import Manifest
 from .models.verify import ModelStore, pull_command
 from .settings import Settings
-from .vram import VramManager
+
+if TYPE_CHECKING:
+    from .vram import VramManager
+
+# A VRAM manager, or a function giving the shared one (so the lite path never builds one, nor imports torch).
+VramSource = Union["VramManager", Callable[[], "VramManager"], None]
 
 log = logging.getLogger(__name__)
 _logged: set[tuple[str, str]] = set()
@@ -49,33 +56,43 @@ def choose_backend(settings: Settings, phase: str, store: ModelStore) -> Backend
     return choice
 
 
+def _vram(vram: VramSource, settings: Settings) -> "VramManager":
+    if callable(vram):
+        return vram()
+    if vram is None:
+        from .vram import VramManager
+
+        return VramManager(settings.hardware)
+    return vram
+
+
 def _tag(engine, choice: BackendChoice):
     engine.backend, engine.backend_reason = choice.backend, choice.reason
     return engine
 
 
 def make_sanitizer(settings: Settings, models_root: Path | None = None, *, manifest: Manifest | Path | None = None,
-                   vram: VramManager | None = None):
+                   vram: VramSource = None):
     store = ModelStore(models_root, manifest)
     choice = choose_backend(settings, "phase1", store)
     if choice.backend == "ml":
         from .sanitize.ml import MlSanitizer
 
-        return _tag(MlSanitizer(settings.phase1, store, vram or VramManager(settings.hardware)), choice)
+        return _tag(MlSanitizer(settings.phase1, store, _vram(vram, settings)), choice)
     from .sanitize.lite import GrabCutSanitizer
 
     return _tag(GrabCutSanitizer(settings.phase1), choice)
 
 
 def make_steerer(settings: Settings, sanitizer, models_root: Path | None = None, *,
-                 manifest: Manifest | Path | None = None, vram: VramManager | None = None):
+                 manifest: Manifest | Path | None = None, vram: VramSource = None):
     """`sanitizer` gives the silhouettes for the IoU check; an ml one also lends its VRAM manager."""
     store = ModelStore(models_root, manifest)
     choice = choose_backend(settings, "phase2", store)
     if choice.backend == "ml":
         from .steer.ml import MlSteerer
 
-        vram = vram or getattr(sanitizer, "vram", None) or VramManager(settings.hardware)
+        vram = getattr(sanitizer, "vram", None) or _vram(vram, settings)
         return _tag(MlSteerer(settings.phase2, sanitizer, store, vram), choice)
     from .steer.lite import FlatteningSteerer
 
@@ -83,13 +100,13 @@ def make_steerer(settings: Settings, sanitizer, models_root: Path | None = None,
 
 
 def make_upscaler(settings: Settings, models_root: Path | None = None, *, manifest: Manifest | Path | None = None,
-                  vram: VramManager | None = None):
+                  vram: VramSource = None):
     store = ModelStore(models_root, manifest)
     choice = choose_backend(settings, "phase3", store)
     if choice.backend == "ml":
         from .chroma.esrgan import EsrganUpscaler
 
-        vram = vram or VramManager(settings.hardware)
+        vram = _vram(vram, settings)
         p3 = settings.phase3
         return _tag(EsrganUpscaler(store.require("esrgan"), vram.device, vram.dtype, p3.esrgan_tile,
                                    p3.esrgan_tile_pad, vram=vram), choice)

@@ -16,7 +16,6 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from .imaging import file_hash, partition_key, safe_stem
-from .phases import ingest_source
 from .storage import Home, write_text_atomic
 
 
@@ -33,6 +32,19 @@ class Admission:
     digest: str
     new: bool
     source: Path
+
+
+def ingest_source(home: Home, key: str, source: Path) -> Path:
+    """Keep the original bytes under storage (the inbox file is moved, never copied and left behind)."""
+    dest = home.path("photo", key, "source" + source.suffix.lower())
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        try:
+            source.replace(dest)
+        except OSError:  # other filesystem: copy then remove
+            shutil.copyfile(source, dest)
+            source.unlink(missing_ok=True)
+    return dest
 
 
 def quarantine(home: Home, path: Path, reason: str) -> Path:

@@ -24,6 +24,24 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def operational(**constraints) -> Any:
+    """A required key that changes how fast or where a phase runs, never what it outputs: it stays out of the
+    digests that decide staleness, so tuning it never marks an image stale."""
+    return Field(json_schema_extra={"operational": True}, **constraints)
+
+
+def _output_affecting(model: BaseModel) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, info in type(model).model_fields.items():
+        if (info.json_schema_extra or {}).get("operational"):
+            continue
+        value = getattr(model, name)
+        out[name] = _output_affecting(value) if isinstance(value, BaseModel) else \
+            [_output_affecting(v) if isinstance(v, BaseModel) else v for v in value] if isinstance(value, list) \
+            else value
+    return out
+
+
 def _hex(value: str) -> str:
     v = value.strip().lstrip("#")
     if len(v) != 6 or any(c not in "0123456789abcdefABCDEF" for c in v):
@@ -35,15 +53,15 @@ HexColor = Annotated[str, AfterValidator(_hex)]
 
 
 class Hardware(_Strict):
-    device: Literal["auto", "cuda", "cpu"]
+    device: Literal["auto", "cuda", "cpu"] = operational()
     precision: Literal["float16", "bfloat16", "float32"]
-    max_vram_gb: float | None = Field(gt=0)
-    reserve_vram_gb: float = Field(ge=0)
-    attention: Literal["sdpa", "xformers"]
-    enable_attention_slicing: bool
-    compile: bool
-    tf32: bool
-    cpu_threads: int | None = Field(gt=0)
+    max_vram_gb: float | None = operational(gt=0)
+    reserve_vram_gb: float = operational(ge=0)
+    attention: Literal["sdpa", "xformers"] = operational()
+    enable_attention_slicing: bool = operational()
+    compile: bool = operational()
+    tf32: bool = operational()
+    cpu_threads: int | None = operational(gt=0)
 
 
 class PaletteChoice(_Strict):
@@ -58,14 +76,15 @@ class PaletteChoice(_Strict):
 
 
 class Intake(_Strict):
-    max_pixels: int = Field(gt=0)
-    min_side: int = Field(ge=1)
-    max_aspect_ratio: float = Field(ge=1)
-    extensions: list[str]
+    # The limits only decide which photos are refused (a refused photo is missing, so it is redone anyway).
+    max_pixels: int = operational(gt=0)
+    min_side: int = operational(ge=1)
+    max_aspect_ratio: float = operational(ge=1)
+    extensions: list[str] = operational()
     working_long_side: int = Field(ge=64, le=4096)
-    settle_seconds: float = Field(ge=0)
-    max_batch: int = Field(ge=1, le=10000)
-    scan_limit: int = Field(ge=1)
+    settle_seconds: float = operational(ge=0)
+    max_batch: int = operational(ge=1, le=10000)
+    scan_limit: int = operational(ge=1)
 
 
 class Detector(_Strict):
@@ -194,11 +213,10 @@ class NoiseRemoval(_Strict):
 
 class Phase3(_Strict):
     backend: Backend
-    upscale_factor: Literal[4]
     output_long_side: int = Field(ge=64, le=16384)
     preview_long_side: int = Field(ge=64, le=8192)
-    esrgan_tile: int = Field(ge=0)
-    esrgan_tile_pad: int = Field(ge=0)
+    esrgan_tile: int = operational(ge=0)          # tiles overlap by the pad, so the seams do not show
+    esrgan_tile_pad: int = operational(ge=0)
     background: str
     noise_removal: NoiseRemoval
 
@@ -239,7 +257,7 @@ class Phase4Quality(_Strict):
 class Phase4(_Strict):
     vtracer: VTracer
     trace_long_side: int = Field(ge=64, le=16384)
-    time_limit_s: float = Field(gt=0)
+    time_limit_s: float = operational(gt=0)
     strokes: Strokes
     preview_long_side: int = Field(ge=64, le=8192)
     quality: Phase4Quality
@@ -268,7 +286,6 @@ class Host(_Strict):
 
 
 class Output(_Strict):
-    svg: bool
     png_preview: bool
 
 
@@ -288,9 +305,8 @@ class Settings(_Strict):
         return getattr(self, phase).backend
 
     def fingerprint(self, *sections: str) -> dict[str, Any]:
-        """Plain dict of the named sections, for code versions and metadata."""
-        dump = self.model_dump(mode="json")
-        return {s: dump[s] for s in sections}
+        """The output-affecting keys of the named sections (operational knobs left out), for digests."""
+        return {s: _output_affecting(getattr(self, s)) for s in sections}
 
 
 def deep_merge(base: dict, override: dict) -> dict:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..chroma.mapping import PaletteMapper
 from ..chroma.raster import palette_indices
-from ..errors import BadInputError, ConfigError, EngineError
+from ..errors import BadInputError, ConfigError
 from ..imaging import fit_size
 from ..palette import Palette
 from ..settings import Phase4
@@ -29,6 +29,7 @@ class VectorResult:
     svg: str
     preview: np.ndarray                # RGBA rendered from the SVG, long side cfg.preview_long_side
     metrics: dict = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)   # validation failures: the svg_valid check reports them
 
 
 class Vectorizer:
@@ -68,12 +69,14 @@ class Vectorizer:
             n_lines = len(lines)
         svg = document.serialize(root)
         problems = validate_svg(svg, self.palette)
-        if problems:
-            raise EngineError(f"the SVG fails validation: {'; '.join(problems[:5])}", phase=PHASE,
-                              fix="report this; vtracer output or the post-processing changed")
         t2 = time.perf_counter()
+        preview_wh = fit_size(w, h, self.cfg.preview_long_side)
+        if problems:   # never render what failed validation; the check fails with these reasons
+            metrics = {"paths": region_paths + n_lines, "svg_bytes": len(svg.encode()), "agreement": 0.0}
+            return VectorResult(svg=svg, preview=np.zeros((preview_wh[1], preview_wh[0], 4), np.uint8),
+                                metrics=metrics, problems=problems)
         # Crisp edges: the preview, like the raster, holds only palette colours (no blended edge pixels).
-        preview = render_svg(svg, fit_size(w, h, self.cfg.preview_long_side)[0], antialias=False)
+        preview = render_svg(svg, preview_wh[0], antialias=False)
         t3 = time.perf_counter()
         # Agreement judges the traced fills; strokes cover boundaries on purpose, so their cost is reported
         # beside it (agreement_with_strokes) rather than failing every stroked SVG.
