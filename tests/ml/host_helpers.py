@@ -31,7 +31,8 @@ def free_port() -> int:
 def photos(home, n: int, start: int = 0) -> list[str]:
     """n synthetic cut-outs through the production photo phase; returns their keys. (Random SAM weights give
     arbitrary masks; the alpha gives phase I the real one, so every later phase has a vehicle.)"""
-    from v2v_resources import imaging, phases
+    from v2v_resources import imaging
+    from v2v_resources.phases import REGISTRY
     from v2v_resources.samples import draw_sample
     from v2v_resources.settings import load_settings
 
@@ -41,7 +42,7 @@ def photos(home, n: int, start: int = 0) -> list[str]:
         key = f"car{i:02d}-{i:06x}"
         rgb, mask, _ = draw_sample(100 + i, (128, 96))
         imaging.save_png(home.path("photo", key, "source.png"), np.dstack([rgb, mask.astype(np.uint8) * 255]))
-        phases.run_photo(home, key, s)
+        REGISTRY["photo"].run(home, key, s, None)
         keys.append(key)
     return keys
 

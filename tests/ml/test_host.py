@@ -39,11 +39,7 @@ def _client(url, **kw):
 
 
 def test_host_outputs_equal_the_in_process_path(engines, run_settings, tiny_root, tiny_manifest, tmp_path):
-    from v2v_resources import phases
-    from v2v_resources.backends import make_sanitizer, make_steerer, make_upscaler
-    from v2v_resources.chroma.raster import PaletteRasterEngine
-    from v2v_resources.host.phase_calls import outcome_from_dict
-    from v2v_resources.palette import Palette
+    from v2v_resources.phases import REGISTRY, Engines, PhaseOutcome
     from v2v_resources.storage import Home
 
     via_host, local = Home(tmp_path / "a").ensure(), Home(tmp_path / "b").ensure()
@@ -54,17 +50,12 @@ def test_host_outputs_equal_the_in_process_path(engines, run_settings, tiny_root
         assert set(service.timings) >= {"phase1_s", "sdxl_batch1_s", "sdxl_batch8_s", "warmup_s"}
         for phase in FILES:
             for key in keys:                       # one at a time: batches of 1
-                out = outcome_from_dict(client.run(phase, str(via_host.root), key, dump))
+                out = PhaseOutcome.from_dict(client.run(phase, str(via_host.root), key, dump))
                 assert out.key == key and out.asset == phase and out.backend == "ml" and out.thumbnail
-    kw = dict(models_root=tiny_root, manifest=tiny_manifest)
-    san = make_sanitizer(s, **kw)
-    steer = make_steerer(s, san, **kw)
-    pal = Palette.from_choice(s.palette)
-    raster = PaletteRasterEngine(s.phase3, pal, make_upscaler(s, **kw), local.cache)
-    for key in keys:
-        phases.run_clean_plate(local, key, s, san)
-        phases.run_illustration(local, key, s, steer)
-        phases.run_palette_raster(local, key, s, raster, pal)
+    in_process = Engines(s, local.cache, models_root=tiny_root, manifest=tiny_manifest)   # what no host runs
+    for phase in FILES:
+        for key in keys:
+            REGISTRY[phase].run(local, key, s, in_process.get(phase))
     for phase, names in FILES.items():
         for key in keys:
             for a, b in zip(arrays(via_host, phase, key, names), arrays(local, phase, key, names)):

@@ -30,7 +30,7 @@ class HostUnavailableError(errors.TransientError):
 
 class HostClient:
     def __init__(self, urls: list[str] | str, *, token: str | None = None, token_env: str = "V2V_HOST_TOKEN",
-                 request_timeout_s: float = 1800, connect_timeout_s: float = 5, retries: int = 8,
+                 timeout_s: float = 1800, connect_timeout_s: float = 5, retries: int = 8,
                  backoff_s: float = 0.5, max_backoff_s: float = 15):
         self.urls = [u.rstrip("/") for u in ([urls] if isinstance(urls, str) else urls)]
         if not self.urls:
@@ -38,7 +38,7 @@ class HostClient:
         self.token = token if token is not None else os.environ.get(token_env) or None
         self.token_env = token_env
         self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
-        self._http = httpx.Client(timeout=httpx.Timeout(request_timeout_s, connect=connect_timeout_s),
+        self._http = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
                                   limits=httpx.Limits(max_connections=None, max_keepalive_connections=256))
         self._lock = threading.Lock()
         self._inflight = {u: 0 for u in self.urls}
@@ -48,7 +48,7 @@ class HostClient:
     @classmethod
     def from_settings(cls, urls: list[str] | str, host_settings) -> "HostClient":
         h = host_settings
-        return cls(urls, token_env=h.token_env, request_timeout_s=h.request_timeout_s,
+        return cls(urls, token_env=h.token_env, timeout_s=h.request_timeout_s,
                    connect_timeout_s=h.connect_timeout_s, retries=h.retries, backoff_s=h.backoff_s,
                    max_backoff_s=h.max_backoff_s)
 

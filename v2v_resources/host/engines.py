@@ -76,7 +76,13 @@ class EngineView:
     sanitizer: object
     steerer: object
     raster: object
-    palette: Palette
+
+    def get(self, phase: str):
+        engines = {"clean_plate": self.sanitizer, "illustration": self.steerer, "palette_raster": self.raster}
+        if phase not in engines:
+            raise ConfigError(f"the host has no engine for phase {phase!r}", phase=PHASE,
+                              fix="run that phase in-process (it is not a GPU phase of this host)")
+        return engines[phase]
 
 
 class ResidentEngines:
@@ -84,18 +90,21 @@ class ResidentEngines:
 
     def __init__(self, settings: Settings, *, device: str | None = None, models_root: Path | None = None,
                  manifest: Path | None = None):
-        from ..backends import make_sanitizer, make_steerer, make_upscaler
+        from ..backends import make_upscaler
+        from ..phases import Engines
         from ..vram import VramManager
 
         self.settings = settings
         self.fingerprint = load_fingerprint(settings)
-        self.vram = VramManager(settings.hardware, device=device)
-        kw = dict(models_root=models_root, manifest=manifest, vram=self.vram)
-        self.sanitizer = make_sanitizer(settings, **kw)
+        # the registry's engine factories, all on one VRAM manager for this host's device (the cache folder
+        # is the request's, given per view, so phase III's upscaler is built alone)
+        kit = Engines(settings, Path("."), models_root=models_root, manifest=manifest)
+        kit.__dict__["vram"] = self.vram = VramManager(settings.hardware, device=device)
+        self.sanitizer = kit.get("clean_plate")
         for part in ("detector", "segmenter", "inpainter"):     # ml: load now, not inside the first request
             getattr(self.sanitizer, part, None)
-        self.steerer = make_steerer(settings, self.sanitizer, **kw)
-        self.upscaler = make_upscaler(settings, **kw)
+        self.steerer = kit.get("illustration")
+        self.upscaler = make_upscaler(settings, models_root, manifest=manifest, vram=self.vram)
         self.phase1_lock, self.esrgan_lock = threading.Lock(), threading.Lock()
         self.upscaler_view = _Locked(self.upscaler, self.esrgan_lock, ("upscale",))
         self.batcher = None
@@ -147,9 +156,8 @@ class ResidentEngines:
         else:                               # lite: no models, nothing to batch
             steer = copy.copy(self.steerer)
             steer.cfg, steer.sanitizer = s.phase2, san
-        palette = Palette.from_choice(s.palette)
-        raster = PaletteRasterEngine(s.phase3, palette, self.upscaler_view, cache_dir)
-        return EngineView(san, steer, raster, palette)
+        raster = PaletteRasterEngine(s.phase3, Palette.from_choice(s.palette), self.upscaler_view, cache_dir)
+        return EngineView(san, steer, raster)
 
     def warm_up(self, max_batch: int) -> dict:
         """One synthetic photo through phase I, SDXL at batch 1 and at `max_batch`, the silhouette check and

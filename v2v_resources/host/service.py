@@ -186,7 +186,7 @@ class HostService:
         except errors.ConfigError as e:
             raise RequestError.from_v2v(e, 409 if e.phase == "host" else 400) from e
         try:
-            return run_phase(phase, home, key, s, view)
+            return run_phase(phase, home, key, s, view.get(phase))
         except FileNotFoundError as e:
             missing = getattr(e, "filename", None) or str(e)
             raise RequestError(404, "BadInputError", f"upstream file missing: {missing}", file=key, phase=phase,
