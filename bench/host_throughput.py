@@ -9,10 +9,11 @@ sizes, as bench/gpu_throughput.py does) and measures:
   single      one photo on the warm host: photo → phases I, II, III on the host → phase IV here, seconds
   burst       N photos sent at once, each its own chain (as N concurrent runs' steps would send them):
               images per hour from the first request to the last SVG (and to the last raster)
-The photo and vector phases run here (CPU), as they do in a Dagster step; phase IV runs in a niced process
-pool, on the lite path's raster of the same photo (random weights paint noise that vtracer would trace into
-millions of specks; the harness does the same). Settings: the seed's quality settings with what random
-weights need (bench/gpu_throughput.py `bench_overrides`: no IoU retries, detector thresholds 0).
+The photo and vector phases run here (CPU), as they do in a Dagster step, phase IV in a process pool. The
+host is bench/host_serve.py: `v2v host` with each generated image flattened after its SDXL call (random
+weights paint noise, which phases III and IV would spend minutes on; see there). Settings: the seed's
+quality settings with what random weights need (bench/gpu_throughput.py `bench_overrides`: no IoU retries,
+detector thresholds 0, and phase IV's agreement bound open).
 Prints one line per measurement and appends one JSON line per measurement to --results.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,18 +36,22 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from gpu_throughput import _cpu, _cpu_init, bench_overrides, merge, prepare_one  # noqa: E402
+from gpu_throughput import bench_overrides, merge  # noqa: E402
 
 GPU_PHASES = ("clean_plate", "illustration", "palette_raster")
+_cpu: dict = {}
 
 
 # ------------------------------------------------------------------------------------------ phase IV here
-def lite_raster(key: str) -> str:
-    """The lite raster of photo `key` in the CPU home (phase IV's input; see the module docstring)."""
-    from v2v_resources.phases import palette_raster
+def _vector_init(home: str, overrides: str) -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    from v2v_resources.phases import Engines
+    from v2v_resources.settings import load_settings
+    from v2v_resources.storage import Home
 
-    palette_raster.run(_cpu["home"], key, _cpu["settings"], _cpu["raster"])
-    return key
+    s = load_settings(overrides=json.loads(overrides))
+    h = Home(Path(home))
+    _cpu.update(home=h, settings=s, vector=Engines(s, h.cache).get("vector_svg"))
 
 
 def vector(key: str) -> dict:
@@ -56,10 +62,21 @@ def vector(key: str) -> dict:
     return {"vector_s": time.perf_counter() - t0, "svg_ok": not r.failed_checks, "done": time.time()}
 
 
+def photo(work: str, i: int, size: tuple[int, int]) -> str:
+    from v2v_resources import imaging
+    from v2v_resources.samples import draw_sample
+    from v2v_resources.storage import Home
+
+    rgb, _, _ = draw_sample(1000 + i, size)
+    key = f"img{i:03d}"
+    imaging.save_png(Home(Path(work) / "home").path("photo", key, "source.png"), rgb)
+    return key
+
+
 # ------------------------------------------------------------------------------------------ host process
 def start_host(args, cfg: Path, models: Path, log: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.Popen([sys.executable, "-m", "v2v_assets.cli_host", "--device", args.device,
+    return subprocess.Popen([sys.executable, str(ROOT / "bench" / "host_serve.py"), "--device", args.device,
                              "--port", str(args.port), "--config", str(cfg), "--models", str(models),
                              "--manifest", str(models / "models.yaml")],
                             env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT)
@@ -92,14 +109,6 @@ def chain(client, home, key: str, dump: dict, settings, vec_pool) -> dict:
     return row
 
 
-def stage_photos(work: Path, home, keys: list[str]) -> None:
-    """The photos as the inbox would have left them: the original under photo/<key>/source.png."""
-    for key in keys:
-        dest = home.path("photo", key, "source.png")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(work / "photos" / f"{key}.png", dest)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scale", default="full")
@@ -116,6 +125,7 @@ def main() -> int:
     ap.add_argument("--results", default=None)
     ap.add_argument("--keep-host", action="store_true", help="leave the host running (prints its URL)")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))     # a killed bench still stops what it started
 
     import torch
     import yaml
@@ -140,18 +150,20 @@ def main() -> int:
     over = bench_overrides("cuda" if cuda else "cpu", None, size, args.steps)
     host = {k: v for k, v in (("max_batch", args.max_batch), ("max_wait_ms", args.max_wait_ms),
                               ("port", args.port)) if v is not None}
-    over = merge(over, {"host": host}, {"hardware": {"compile": True}} if args.compile else {})
+    over = merge(over, {"host": host, "phase4": {"quality": {"min_agreement": 0.0}}},
+                 {"hardware": {"compile": True}} if args.compile else {})
     settings = load_settings(overrides=over)
     dump = settings.model_dump(mode="json")
-    ov_json = json.dumps(bench_overrides("cpu", None, size))
     ctx = get_context("spawn")
+    if (work / "home").exists():
+        shutil.rmtree(work / "home")
     t = time.perf_counter()
     with ProcessPoolExecutor(args.vector_workers, mp_context=ctx) as ex:
-        keys = list(ex.map(prepare_one, [str(work)] * n, range(n), [size] * n, [ov_json] * n))
-    vec_pool = ProcessPoolExecutor(args.vector_workers, mp_context=ctx, initializer=_cpu_init,
-                                   initargs=(str(work / "cpu_home"), ov_json))
-    list(vec_pool.map(lite_raster, keys))
-    print(f"{n} photos and their lite rasters prepared in {time.perf_counter() - t:.1f} s", flush=True)
+        keys = list(ex.map(photo, [str(work)] * n, range(n), [size] * n))
+    home = Home(work / "home").ensure()
+    vec_pool = ProcessPoolExecutor(args.vector_workers, mp_context=ctx, initializer=_vector_init,
+                                   initargs=(str(home.root), json.dumps(merge(over, {"hardware": {"device": "cpu"}}))))
+    print(f"{n} photos drawn in {time.perf_counter() - t:.1f} s", flush=True)
 
     cfg = work / "host.yaml"
     cfg.write_text(yaml.safe_dump(dump))
@@ -178,8 +190,6 @@ def main() -> int:
         ready = client.wait_ready(1200, poll_s=0.5)[url]
         emit({"measure": "cold_start", "seconds": round(time.time() - t_spawn, 2), "host_timings": ready["timings"],
               "backends": ready.get("backends")})
-        home = Home(work / "home").ensure()
-        stage_photos(work, home, keys)
 
         def single(key: str, label: str) -> None:
             row = chain(client, home, key, dump, settings, vec_pool)
