@@ -164,11 +164,12 @@ def run_mode(mode: str, args, work: Path, models: Path, overrides: dict, photos:
             last = max(done.values())
             emit({"mode": mode, "measure": "burst", "images": len(done), "wall_s": round(last - t0, 2),
                   "images_per_hour": round(len(done) / (last - t0) * 3600, 1), "failed": failed(home)})
-            before = set(done)
-            t1 = drop(home.inbox, [("single.jpg", photos[-1])])
-            new = wait(lambda: {k: v for k, v in svgs_done(home).items() if k not in before}, args.timeout_s,
-                       "the single photo's SVG")
-            emit({"mode": mode, "measure": "single_warm", "seconds": round(max(new.values()) - t1, 2)})
+            if mode in args.single_modes.split(","):
+                before = set(done)
+                t1 = drop(home.inbox, [("single.jpg", photos[-1])])
+                new = wait(lambda: {k: v for k, v in svgs_done(home).items() if k not in before},
+                           args.timeout_s, "the single photo's SVG")
+                emit({"mode": mode, "measure": "single_warm", "seconds": round(max(new.values()) - t1, 2)})
         finally:
             stop_group(d)
             with dg.DagsterInstance.from_config(str(dh)) as inst:
@@ -192,6 +193,7 @@ def main() -> int:
     ap.add_argument("--size", default="1024x1024")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--modes", default="host,inprocess")
+    ap.add_argument("--single-modes", default="host,inprocess", help="modes that also time one photo after")
     ap.add_argument("--port", type=int, default=8775)
     ap.add_argument("--timeout-s", type=float, default=1800)
     ap.add_argument("--work", default=None)
