@@ -95,9 +95,8 @@ def failed(home) -> list[str]:
 
 
 def daemon(dh: Path, env: dict, log: Path) -> subprocess.Popen:
-    exe = Path(sys.executable).with_name("dagster-daemon")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "dagster._daemon.cli"]
-    return subprocess.Popen([*cmd, "run", "-f", str(Path(__file__).resolve()), "-a", "defs"], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "dagster._daemon", "run", "-f", str(Path(__file__).resolve()),
+                             "-a", "defs"], cwd=ROOT,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
                             env={**os.environ, **env, "DAGSTER_HOME": str(dh)})
 
