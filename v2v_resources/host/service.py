@@ -144,9 +144,6 @@ class HostService:
             self.metrics.queue_depth.labels("requests").set(self._waiting)
         return self.pool.submit(self._run_timed, phase, home_root, key, settings, time.perf_counter())
 
-    def run(self, phase: str, home_root: str, key: str, settings: dict) -> dict:
-        return self.submit(phase, home_root, key, settings).result()
-
     def _run_timed(self, phase, home_root, key, settings, queued: float) -> dict:
         with self._lock:
             self._waiting -= 1
