@@ -21,29 +21,23 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/v2v demo -n 4
+	@$(BIN)/v2v demo -n 4
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The production instance end to end (tests/test_postgres.py): a real PostgreSQL from Debian's packages on
-# loopback, configs/dagster-postgres.yaml and the daemon. dagster-postgres 0.29.28 (dagster 1.13.28's twin) is not
-# on the package index; 0.29.27 is, pinned to dagster==1.13.27, so it goes in without its pins next to psycopg2,
-# its one other dependency, and this test is what shows that the pair works. The test must run, not skip.
-DAGSTER_POSTGRES := dagster-postgres==0.29.27
-PSYCOPG2         := psycopg2-binary>=2.9,<3
-
+# loopback, configs/dagster-postgres.yaml and the daemon. The test must run, not skip.
 test-postgres: $(STAMP)
-	$(BIN)/python -m pip install -q --no-deps '$(DAGSTER_POSTGRES)' '$(PSYCOPG2)'
+	$(BIN)/python -m pip install -q -e '.[postgres,dev]'
 	@tmp=$$(mktemp -d) && chmod 755 "$$tmp" && trap 'scripts/start_postgres.sh --stop "$$tmp/pg"; rm -rf "$$tmp"' EXIT && \
 	port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') && \
 	url=$$(scripts/start_postgres.sh "$$tmp/pg" "$$port" | tail -1) && echo "test-postgres: server at $$url" && \
 	V2V_PG_URL="$$url" $(BIN)/python -m pytest -q -m postgres -rs --junitxml="$$tmp/junit.xml" && \
 	{ grep -q ' skipped="0"' "$$tmp/junit.xml" || { echo "test-postgres: the Postgres test skipped" >&2; exit 1; }; }
 
-ui: $(STAMP)
-	$(BIN)/v2v instance >/dev/null
-	DAGSTER_HOME=$(V2V_HOME)/dagster_home exec $(BIN)/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)
+ui: $(STAMP)   # Ctrl-C or SIGTERM stops the webserver, the daemon and the code servers
+	@exec $(BIN)/v2v ui --host $(UI_HOST) --port $(UI_PORT)
 
 bench: $(STAMP)
 	$(BIN)/python bench/chroma_vector.py

@@ -108,7 +108,7 @@ def settle(instance, home, on_tick=None, max_ticks: int = 10) -> tuple[list, lis
 
 def intake_invariants(instance, home, expected_digests: set[str]) -> list[str]:
     """Problems found (empty when every invariant holds)."""
-    from v2v_resources.imaging import file_hash
+    from v2v_resources.storage import sha256_file
 
     keys = list(instance.get_dynamic_partitions("images"))
     problems = []
@@ -120,7 +120,7 @@ def intake_invariants(instance, home, expected_digests: set[str]) -> list[str]:
         if len(src) != 1:
             problems.append(f"{k}: {len(src)} source files")
             continue
-        stored[file_hash(src[0])] = k
+        stored[sha256_file(src[0])] = k
     if set(stored) != expected_digests or len(stored) != len(keys):
         problems.append(f"{len(keys)} partitions for {len(expected_digests)} distinct images")
     if any(home.inbox.iterdir()):

@@ -1,11 +1,18 @@
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The suite must not depend on the machine it runs on: no weights, config files, hub caches or Dagster home of
+# its own leak in (a machine with weights under /models would otherwise switch `auto` to ml). Set before any
+# v2v module is imported; subprocesses inherit it.
+_ISOLATED = Path(tempfile.mkdtemp(prefix="v2v-tests-"))
+for var in ("V2V_CONFIG", "V2V_CONFIG_DIR", "V2V_MODELS_MANIFEST", "DAGSTER_HOME", "HF_ENDPOINT", "HF_TOKEN"):
+    os.environ.pop(var, None)
+os.environ.update({"V2V_MODELS": str(_ISOLATED / "models-none"), "V2V_HOME": str(_ISOLATED / "home"),
+                   "HF_HOME": str(_ISOLATED / "hf"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 

@@ -13,6 +13,7 @@ import logging
 import dagster as dg
 import pytest
 from PIL import Image
+# Dagster has no public API to run one backfill-daemon iteration; these two names are its internals.
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._daemon.backfill import execute_backfill_iteration
 from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION, LAUNCH_PIPELINE_EXECUTION_MUTATION

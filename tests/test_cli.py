@@ -68,3 +68,19 @@ def test_samples_command(tmp_path):
     r = run(["samples", "--out", str(tmp_path / "s"), "-n", "2", "--seed", "5"], tmp_path / "home")
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "s").glob("*.jpg")) == ["sample-00005.jpg", "sample-00006.jpg"]
+
+
+def test_the_lite_path_never_imports_torch_diffusers_or_transformers(tmp_path, sample_dir):
+    """A laptop without weights must not pay for (or need) the ml stack: `v2v process --backend lite` runs the
+    whole chain with none of them imported."""
+    probe = ("import runpy, sys\nsys.argv = ['v2v'] + sys.argv[1:]\n"
+             "try:\n    runpy.run_module('v2v_assets.cli', run_name='__main__')\nexcept SystemExit as e:\n"
+             "    assert not e.code, e.code\n"
+             "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'dagster') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", probe, "process", str(sample_dir / "sample-00002.jpg"),
+                        str(tmp_path / "o.svg"), "--backend", "lite", *fast_config(tmp_path)],
+                       capture_output=True, text=True, env={**os.environ, "V2V_HOME": str(tmp_path / "h")},
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "o.svg").is_file()

@@ -1,6 +1,7 @@
 """Dagster behaviours beyond the happy path: models load once per batch, transient retries in place, typed run
 config refused before the run, code versions, the nightly backfill plan, the gpu pool on the instance."""
 import base64
+import os
 import json
 import re
 
@@ -95,33 +96,34 @@ def test_code_versions_follow_output_parameters_not_operational_knobs():
     assert all(code_version(p, base) == code_version(p, knobs) for p in REGISTRY)
 
 
-def _settings(extra: dict | None = None, **fields):
-    """The FAST test settings, with more overrides."""
-    return V2VConfig(overrides_json=json.dumps(deep_merge(json.loads(FAST), extra or {})), **fields).settings
+def _config(extra: dict | None = None, **fields) -> V2VConfig:
+    """The FAST test config, with more overrides."""
+    return V2VConfig(overrides_json=json.dumps(deep_merge(json.loads(FAST), extra or {})), **fields)
 
 
 def test_nightly_plan_compares_what_each_run_really_used(home, instance, sample_dir):
     """Missing, failed and stale keys, as contiguous ranges; a run's own overrides are what it is judged by."""
     assert contiguous_blocks(list("abcdef"), list("acdf")) == [["a"], ["c", "d"], ["f"]]
     keys = _batch(home, instance, sample_dir)
-    fast = _settings()
-    assert plan(instance, REGISTRY, fast) == keys  # nothing materialised yet
+    fast = _config()
+    assert plan(instance, REGISTRY, fast, home) == keys  # nothing materialised yet
     assert materialize_range(instance, home, keys[1], keys[1], overrides_json=FAST).success
-    assert plan(instance, REGISTRY, fast) == [keys[0], keys[2]]
+    assert plan(instance, REGISTRY, fast, home) == [keys[0], keys[2]]
     # The same settings with an operational knob tuned: still up to date.
-    tuned = _settings({"intake": {"max_batch": 3}, "hardware": {"compile": True}})
-    assert plan(instance, REGISTRY, tuned) == [keys[0], keys[2]]
+    tuned = _config({"intake": {"max_batch": 3}, "hardware": {"compile": True}})
+    assert plan(instance, REGISTRY, tuned, home) == [keys[0], keys[2]]
     # vtracer settings changed since: keys[1] is stale too.
-    assert plan(instance, REGISTRY, _settings({"phase4": {"vtracer": {"filter_speckle": 9}}})) == keys
+    assert plan(instance, REGISTRY, _config({"phase4": {"vtracer": {"filter_speckle": 9}}}), home) == keys
     # A run with its own seed is judged by that seed, not by the config file the definitions loaded.
     assert materialize_range(instance, home, keys[2], keys[2], overrides_json=FAST, seed=7).success
-    assert keys[2] in plan(instance, REGISTRY, fast)
-    assert keys[2] not in plan(instance, REGISTRY, _settings(seed=7))
+    assert keys[2] in plan(instance, REGISTRY, fast, home)
+    assert keys[2] not in plan(instance, REGISTRY, _config(seed=7), home)
     import datetime
 
     schedule = defs.get_schedule_def("nightly_backfill")
     ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime(2026, 11, 27, 3),
-                                    resources={"v2v_config": V2VConfig(overrides_json=FAST)})
+                                    resources={"v2v_config": V2VConfig(overrides_json=FAST),
+                                               "v2v_home": build_resources(str(home.root))["v2v_home"]})
     reqs = schedule(ctx)
     assert [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
             for r in reqs] == [(keys[0], keys[0]), (keys[2], keys[2])]
@@ -148,3 +150,39 @@ def test_thumbnails_are_small_data_uris(home, instance, sample_dir):
         b64 = re.search(r"base64,([A-Za-z0-9+/=]+)\)", md["preview"].value).group(1)
         assert len(base64.b64decode(b64)) <= 8000
         assert isinstance(md["seconds"].value, float)
+
+
+def test_an_images_own_options_hold_in_follow_up_runs(home, instance, sample_dir):
+    """An image handed in with its palette keeps it in runs that do not carry it (automation, the UI, the
+    nightly plan), and the nightly requests carry it again."""
+    from v2v_resources import intake
+
+    palette = "FF0000,00FF00,0000FF,000000,FFFFFF,808080"
+    sub = intake.submit(home, (sample_dir / SAMPLES[0]).read_bytes(), "own.jpg", {"palette": palette},
+                        load_settings().intake)
+    old = 1_000_000_000
+    for p in home.inbox.iterdir():
+        os.utime(p, (old, old))
+    result = tick(instance, home)
+    assert result.run_requests[0].run_config["resources"]["v2v_config"]["config"] == {"palette": palette}
+    # A run without the options, as Dagster's automation sensor or a UI launch would start it. (Six primaries
+    # trace to regions too small for the 98 % agreement bound at the test's small sizes.)
+    loose = {"phase4": {"quality": {"min_agreement": 0.9}}}
+    assert materialize_range(instance, home, sub.key, sub.key,
+                             overrides_json=json.dumps(deep_merge(json.loads(FAST), loose))).success
+    used = home.read_json("palette_raster", sub.key)["palette_colors"]
+    assert used == ["#" + c for c in palette.split(",")]
+    assert plan(instance, REGISTRY, _config(loose), home) == []       # judged by its own palette: up to date
+    other = _config(loose, palette="default15")                        # the run's palette loses to the image's
+    assert plan(instance, REGISTRY, other, home) == []
+    changed = deep_merge(loose, {"phase4": {"vtracer": {"filter_speckle": 9}}})
+    assert plan(instance, REGISTRY, _config(changed), home) == [sub.key]
+    import datetime
+
+    schedule = defs.get_schedule_def("nightly_backfill")
+    ctx = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=datetime.datetime(2026, 11, 27, 3),
+        resources={"v2v_config": _config(changed),
+                   "v2v_home": build_resources(str(home.root))["v2v_home"]})
+    (req,) = schedule(ctx)
+    assert req.run_config["resources"]["v2v_config"]["config"] == {"palette": palette}

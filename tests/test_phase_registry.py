@@ -64,9 +64,9 @@ def test_a_toy_phase_is_one_module_and_one_registry_entry(home, instance, sample
     md = instance.fetch_materializations(dg.AssetKey("grey"), limit=1).records[0].asset_materialization.metadata
     assert md["recipe/engine_version"].value == "1" and md["recipe/backend"].value == "toy"
     # The nightly plan covers the new phase: both keys still miss the rest of the chain, and nothing else.
-    settings = build_resources(str(home.root), overrides_json=FAST)["v2v_config"].settings
-    assert plan(instance, registry, settings) == keys
-    assert plan(instance, Registry([REGISTRY["photo"], TOY]), settings) == []
+    config = build_resources(str(home.root), overrides_json=FAST)["v2v_config"]
+    assert plan(instance, registry, config, home) == keys
+    assert plan(instance, Registry([REGISTRY["photo"], TOY]), config, home) == []
     assert code_version(TOY, load_settings()) != code_version(TOY, load_settings(
         overrides={"intake": {"working_long_side": 640}}))
 

@@ -5,6 +5,8 @@ import os
 import time
 
 import dagster as dg
+# Dagster has no public API to run one sensor-daemon iteration at a frozen time; these are its internals
+# (the other sensor tests use the public build_sensor_context).
 from dagster._core.scheduler.instigation import TickStatus
 from dagster._core.test_utils import freeze_time
 from dagster._daemon.sensor import execute_sensor_iteration
@@ -127,17 +129,17 @@ def test_file_deleted_between_listing_and_stat_does_not_break_the_tick(home, ins
 
 def test_file_deleted_while_being_admitted_leaves_no_partition(home, instance, sample_dir, monkeypatch):
     drop(home, sample_dir / "sample-00000.jpg", "gone.jpg")
-    real_hash = intake.file_hash
+    real_hash = intake.sha256_file
 
     def hash_then_delete(path):  # removed by its owner after hashing, before the move into storage
         digest = real_hash(path)
         path.unlink()
         return digest
 
-    monkeypatch.setattr(intake, "file_hash", hash_then_delete)
+    monkeypatch.setattr(intake, "sha256_file", hash_then_delete)
     first = tick(instance, home)
     assert not first.run_requests and not instance.get_dynamic_partitions("images")
-    monkeypatch.setattr(intake, "file_hash", real_hash)
+    monkeypatch.setattr(intake, "sha256_file", real_hash)
     assert not tick(instance, home, cursor=first.cursor).run_requests  # no phantom key from the journal
     # The same photo dropped again later is admitted normally (its content was not left claimed).
     drop(home, sample_dir / "sample-00000.jpg", "again.jpg")

@@ -3,6 +3,7 @@ as its dep, its checks as per-partition check specs, its code version from its e
 output-affecting settings."""
 
 import warnings
+from typing import Sequence
 
 import dagster as dg
 
@@ -24,8 +25,13 @@ def code_version(phase: Phase, settings: Settings) -> str:
     return f"{phase.version}-{phase.params_digest(settings)}"
 
 
-def phase_asset(phase: Phase, settings: Settings) -> dg.AssetsDefinition:
+def phase_asset(phase: Phase, settings: Settings, extra_deps: Sequence[dg.AssetDep] = ()) -> dg.AssetsDefinition:
+    """`extra_deps`: lineage from outside the chain (e.g. the style LoRA an illustration was made with); they
+    mark the phase stale when they change but do not trigger or hold back its automation."""
     runner_key = "gpu_models" if phase.gpu else "engines"
+    automation = dg.AutomationCondition.eager() if phase.upstream else None
+    if automation is not None and extra_deps:
+        automation = automation.ignore(dg.AssetSelection.assets(*(d.asset_key for d in extra_deps)))
 
     # Partitioned check specs are Preview and the backfill policy Beta in Dagster 1.13: both are our deliberate
     # choices (notes/dagster.md §2, §5), so their warnings are silenced here and nowhere else.
@@ -38,21 +44,23 @@ def phase_asset(phase: Phase, settings: Settings) -> dg.AssetsDefinition:
         @dg.asset(
             name=phase.name, description=phase.description, group_name=GROUP,
             partitions_def=images_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-            deps=[phase.upstream] if phase.upstream else [], output_required=False, dagster_type=dg.Nothing,
+            deps=[*([phase.upstream] if phase.upstream else []), *extra_deps], output_required=False,
+            dagster_type=dg.Nothing,
             check_specs=check_specs, code_version=code_version(phase, settings), retry_policy=STEP_RETRY,
             pool="gpu" if phase.gpu else None, kinds={"python"} | ({"gpu"} if phase.gpu else set()),
             required_resource_keys={"v2v_home", "v2v_config", runner_key},
             # Keys left over by a partial batch continue downstream without a person acting (a key that fails
             # a blocking check is never materialised, so eager() cannot pass it on).
-            automation_condition=dg.AutomationCondition.eager() if phase.upstream else None,
+            automation_condition=automation,
         )
         def _asset(context: dg.AssetExecutionContext):
             res = context.resources
-            call, in_flight = getattr(res, runner_key).caller(res.v2v_config.settings)
+            call, in_flight = getattr(res, runner_key).caller(res.v2v_config)
             yield from run_batch(context, phase, res.v2v_home.home, call, in_flight)
 
     return _asset
 
 
-def phase_assets(registry: Registry, settings: Settings) -> list[dg.AssetsDefinition]:
-    return [phase_asset(p, settings) for p in registry]
+def phase_assets(registry: Registry, settings: Settings,
+                 extra_deps: dict[str, Sequence[dg.AssetDep]] | None = None) -> list[dg.AssetsDefinition]:
+    return [phase_asset(p, settings, (extra_deps or {}).get(p.name, ())) for p in registry]

@@ -6,12 +6,10 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from v2v_resources.errors import V2VError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 def _home(args):
@@ -22,6 +20,8 @@ def _home(args):
 
 def prepare_instance(home) -> Path:
     """Point DAGSTER_HOME at the home's instance, with configs/dagster.yaml applied."""
+    from v2v_resources.settings import CONFIG_DIR
+
     dh = home.dagster_home
     dh.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(CONFIG_DIR / "dagster.yaml", dh / "dagster.yaml")
@@ -32,11 +32,11 @@ def prepare_instance(home) -> Path:
 
 # ------------------------------------------------------------------------------------------- process
 def cmd_process(args) -> int:
-    from v2v_resources.imaging import file_hash, partition_key
+    from v2v_resources.imaging import partition_key
     from v2v_resources.palette import Palette
     from v2v_resources.phases import REGISTRY, Engines
     from v2v_resources.settings import load_settings
-    from v2v_resources.storage import Home
+    from v2v_resources.storage import Home, sha256_file
 
     src = Path(args.input)
     overrides: dict = {}
@@ -52,7 +52,7 @@ def cmd_process(args) -> int:
     engines = Engines(settings, Home.from_env().ensure().cache)   # built when first needed: bad input fails first
     with tempfile.TemporaryDirectory(prefix="v2v-process-") as tmp:
         home = Home(Path(tmp)).ensure()
-        key = partition_key(src.name, file_hash(src))
+        key = partition_key(src.name, sha256_file(src))
         staged = home.path("photo", key, "source" + src.suffix.lower())
         staged.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, staged)
@@ -92,48 +92,18 @@ def cmd_samples(args) -> int:
 
 # ------------------------------------------------------------------------------------------- demo
 def cmd_demo(args) -> int:
-    """Samples → inbox → the inbox sensor → one batch run of the whole chain on the persistent instance."""
-    import dagster as dg
+    from .demo import run_demo
 
     home = _home(args)
     prepare_instance(home)
-    from v2v_resources.samples import generate_samples
+    return run_demo(home, args.n, args.seed, args.verbose)
 
-    from .definitions import build_resources, defs, process_images_job
-    from .partitions import images_partitions
-    from .sensors import inbox_sensor
-    from .summary import summarize
 
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        for p in generate_samples(Path(tmp), args.n, seed=args.seed):
-            if p.suffix == ".jpg":
-                os.replace(p, home.inbox / p.name)
-    old = time.time() - 60  # the files are complete: let the sensor take them on its first look
-    for p in home.inbox.iterdir():
-        os.utime(p, (old, old))
-    with dg.DagsterInstance.get() as instance:
-        res = build_resources(str(home.root))
-        result = inbox_sensor(dg.build_sensor_context(
-            instance=instance, definitions=defs, resources={k: res[k] for k in ("v2v_home", "v2v_config")}))
-        for req in result.dynamic_partitions_requests:
-            instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
-        keys = [k for req in result.dynamic_partitions_requests for k in req.partition_keys]
-        if not result.run_requests:
-            print("demo: the inbox sensor found nothing new (these samples were processed before):")
-            keys = list(instance.get_dynamic_partitions(images_partitions.name))[-args.n:]
-        for rr in result.run_requests:
-            print(f"demo: batch run over {rr.tags['v2v/batch_size']} images "
-                  f"({rr.tags['dagster/asset_partition_range_start']} .. "
-                  f"{rr.tags['dagster/asset_partition_range_end']})", flush=True)
-            run = dg.execute_job(dg.reconstructable(process_images_job), instance=instance,
-                                 tags={**rr.tags, "dagster/sensor_name": "inbox_sensor"},
-                                 raise_on_error=False)
-            print(f"demo: run {run.run_id[:8]} {'succeeded' if run.success else 'FAILED'}")
-    ok = summarize(home, keys, sys.stdout)
-    print(f"demo: {ok}/{len(keys)} SVGs in {time.perf_counter() - t0:.1f} s; "
-          f"UI: make ui (DAGSTER_HOME={home.dagster_home})")
-    return 0 if ok == len(keys) else 1
+def cmd_ui(args) -> int:
+    from .ui import run_ui
+
+    workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
+    return run_ui(prepare_instance(_home(args)), args.host, args.port, workspace)
 
 
 # ------------------------------------------------------------------------------------------- main
@@ -161,15 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("-n", type=int, default=4)
     de.add_argument("--seed", type=int, default=0)
     de.add_argument("--home", help="v2v home (default $V2V_HOME or ./.v2v)")
+    de.add_argument("--verbose", action="store_true", help="show the run's whole log instead of writing it to a file")
     de.set_defaults(func=cmd_demo)
+
+    ui = sub.add_parser("ui", help="the Dagster UI (dagster dev) over this home's instance; Ctrl-C stops all of it")
+    ui.add_argument("--home")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
 
     ins = sub.add_parser("instance", help="prepare $V2V_HOME/dagster_home and print its path")
     ins.add_argument("--home")
     ins.set_defaults(func=lambda a: print(prepare_instance(_home(a))) or 0)
 
-    from .cli_models import add_commands
+    from . import cli_api, cli_models, cli_train
 
-    add_commands(sub)
+    for commands in (cli_models, cli_train, cli_api):
+        commands.add_commands(sub)
     return p
 
 

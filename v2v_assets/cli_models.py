@@ -1,8 +1,7 @@
-"""`v2v models pull [NAMES]`, `v2v models verify` and `v2v doctor` (argparse sub-commands)."""
+"""`v2v models pull [NAMES] [--from DIR|ARCHIVE]`, `v2v models verify`, `v2v models smoke` and `v2v doctor`."""
 from __future__ import annotations
 
 import argparse
-import os
 
 from v2v_resources.models.manifest import models_root
 
@@ -16,11 +15,21 @@ def _store(args):
 
 
 def cmd_pull(args) -> int:
-    from v2v_resources.models.hub import pull
+    from v2v_resources.models.pull import pull
 
-    os.environ.pop("HF_HUB_OFFLINE", None)      # pulling is the one command that goes online
-    pull(_store(args), args.names or None, force=args.force, progress=not args.quiet)
+    # failures raise a V2VError: `v2v` prints its one line (file, reason, fix) and exits 2
+    pull(_store(args), args.names or None, force=args.force, progress=not args.quiet, endpoint=args.endpoint,
+         source=args.source)
     return 0
+
+
+def cmd_smoke(args) -> int:
+    from v2v_resources.models.smoke import smoke_test
+
+    results = smoke_test(_store(args), args.names or None, device=args.device, echo=print)
+    bad = [r for r in results if not r.ok]
+    print(f"{len(bad)} model(s) failed the smoke test" if bad else f"all {len(results)} model(s) ran")
+    return 1 if bad else 0
 
 
 def cmd_verify(args) -> int:
@@ -61,8 +70,18 @@ def add_commands(subparsers) -> None:
     pl.add_argument("names", nargs="*")
     pl.add_argument("--force", action="store_true", help="download again even if present")
     pl.add_argument("--quiet", action="store_true", help="no progress bars")
+    pl.add_argument("--from", dest="source", default=None, metavar="DIR|ARCHIVE",
+                    help="install from a model volume folder or a .tar/.tar.gz/.zip of one (no network)")
+    pl.add_argument("--endpoint", default=None,
+                    help="Hugging Face endpoint, e.g. a mirror (default $HF_ENDPOINT or the Hub)")
     _model_args(pl)
     pl.set_defaults(func=cmd_pull)
+    sm = msub.add_parser("smoke", help="run each installed model once on a sample photo: shapes, ranges, timing")
+    sm.add_argument("names", nargs="*")
+    sm.add_argument("--device", default=None, choices=["auto", "cuda", "cpu"],
+                    help="where to run (default: hardware.device of configs/default.yaml)")
+    _model_args(sm)
+    sm.set_defaults(func=cmd_smoke)
     vf = msub.add_parser("verify", help="report each model present / missing / corrupt / unverified")
     vf.add_argument("names", nargs="*")
     _model_args(vf)

@@ -12,6 +12,7 @@ from .jobs import batch_job
 from .resources import GpuModels, ModelEngines, V2VConfig, V2VHome
 from .schedules import nightly_backfill
 from .sensors import inbox_sensor
+from .training import lineage_deps, training_assets
 
 
 def build_resources(home_root: str = "", *, hosts: list[str] | None = None, **config) -> dict:
@@ -24,7 +25,7 @@ def build_definitions(registry: Registry = REGISTRY, **resource_args) -> dg.Defi
     """Everything the registry's phases need: assets, checks, the batch job, sensors, schedule, resources."""
     settings = load_settings()      # the definition-time config: code versions, the job's default tags
     return dg.Definitions(
-        assets=phase_assets(registry, settings),
+        assets=[*phase_assets(registry, settings, lineage_deps(settings)), *training_assets(settings)],
         jobs=[batch_job(settings)],
         schedules=[nightly_backfill(settings, registry)],
         sensors=[

@@ -16,6 +16,7 @@ from typing import Callable, Optional
 import dagster as dg
 from pydantic import PrivateAttr, field_validator
 
+from v2v_resources import intake
 from v2v_resources.palette import Palette
 from v2v_resources.phases import Engines, Phase, PhaseOutcome
 from v2v_resources.settings import Settings, deep_merge, load_settings
@@ -74,6 +75,7 @@ class V2VConfig(dg.ConfigurableResource):
     backend_phase2: Optional[Backend] = None
     backend_phase3: Optional[Backend] = None
     overrides_json: Optional[str] = None           # any other keys, as JSON of the default.yaml layout
+    _per_options: dict = PrivateAttr(default_factory=dict)
 
     @field_validator("palette")
     @classmethod
@@ -100,32 +102,56 @@ class V2VConfig(dg.ConfigurableResource):
         return load_settings(self.config_path, preset=self.preset and Preset(self.preset).value,
                              overrides=self.overrides())
 
+    def with_options(self, options: dict) -> "V2VConfig":
+        """This config with an image's own options (palette, preset, backends… as handed in with it) on top."""
+        return V2VConfig(**{**{f: getattr(self, f) for f in type(self).model_fields}, **options}) if options else self
+
+    def settings_for(self, home: Home, key: str) -> Settings:
+        """The settings one image is processed with: the run's, then the options it was handed in with. Runs
+        the inbox sensor starts carry those options already; follow-ups (automation, nightly, the UI) may
+        mix images with different options, so every phase resolves them per image."""
+        options = intake.stored_options(home, key)
+        if not options:
+            return self.settings
+        cache = self._per_options
+        tag = json.dumps(options, sort_keys=True)
+        if tag not in cache:
+            cache[tag] = self.with_options(options).settings
+        return cache[tag]
+
 
 PhaseCall = Callable[[Phase, str], PhaseOutcome]
 
 
 class ModelEngines(dg.ConfigurableResource):
-    """Runs phases in this process on engines built from the run's settings (once per step)."""
+    """Runs phases in this process on engines built from each image's settings, once per step and settings
+    (a batch started by the inbox sensor has one)."""
 
     v2v_home: V2VHome
     models_root: Optional[str] = None              # default: $V2V_MODELS, else /models
-    _engines: Optional[Engines] = PrivateAttr(default=None)
+    _engines: dict = PrivateAttr(default_factory=dict)
 
     def engines(self, settings: Settings) -> Engines:
-        if self._engines is None:
+        tag = settings.model_dump_json()
+        if tag not in self._engines:
             root = Path(self.models_root) if self.models_root else None
-            self._engines = Engines(settings, self.v2v_home.home.cache, models_root=root)
-        return self._engines
+            self._engines[tag] = Engines(settings, self.v2v_home.home.cache, models_root=root)
+        return self._engines[tag]
 
-    def caller(self, settings: Settings) -> tuple[PhaseCall, int]:
+    def caller(self, config: V2VConfig) -> tuple[PhaseCall, int]:
         """(run one phase on one key, how many keys may be in flight at once)."""
-        home, engines = self.v2v_home.home, self.engines(settings)
-        return (lambda phase, key: phase.run(home, key, settings, engines.get(phase))), 1
+        home = self.v2v_home.home
+
+        def call(phase: Phase, key: str) -> PhaseOutcome:
+            settings = config.settings_for(home, key)
+            return phase.run(home, key, settings, self.engines(settings).get(phase))
+
+        return call, 1
 
     def teardown_after_execution(self, context) -> None:
-        if self._engines is not None:
-            self._engines.close()
-        self._engines = None
+        for engines in self._engines.values():
+            engines.close()
+        self._engines.clear()
 
 
 class GpuModels(ModelEngines):
@@ -148,10 +174,13 @@ class GpuModels(ModelEngines):
         return HostClient(list(self.hosts), token=os.environ.get(self.token_env, ""),
                           timeout_s=self.request_timeout_s)
 
-    def caller(self, settings: Settings) -> tuple[PhaseCall, int]:
+    def caller(self, config: V2VConfig) -> tuple[PhaseCall, int]:
         if not self.hosts:
-            return super().caller(settings)
+            return super().caller(config)
         client, home = self._client(), self.v2v_home.home
-        payload = settings.model_dump(mode="json")
-        return (lambda phase, key: PhaseOutcome.from_dict(client.run(phase.name, str(home.root), key, payload)),
-                self.max_in_flight)
+
+        def call(phase: Phase, key: str) -> PhaseOutcome:
+            payload = config.settings_for(home, key).model_dump(mode="json")
+            return PhaseOutcome.from_dict(client.run(phase.name, str(home.root), key, payload))
+
+        return call, self.max_in_flight

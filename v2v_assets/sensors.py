@@ -1,13 +1,19 @@
-"""The inbox sensor: new photos become partitions and one batch run per tick (up to `max_batch` images)."""
+"""The inbox sensor: new photos become partitions and one batch run per tick (up to `max_batch` images).
+
+Images handed in with per-image options (an options sidecar: palette, preset, backends) are batched with the
+images of equal options; each such batch runs with those options as the run config of `v2v_config`. The keys
+of one batch are added next to each other, since a batch run covers a contiguous range of partitions."""
 from __future__ import annotations
 
 import json
 import os
 
 import dagster as dg
+from pydantic import ValidationError
 
 from v2v_resources import intake
-from v2v_resources.settings import Settings
+from v2v_resources.errors import V2VError
+from v2v_resources.settings import Settings, format_validation_error
 
 from .jobs import JOB_NAME, max_runtime_tags
 from .partitions import images_partitions
@@ -16,14 +22,43 @@ from .resources import V2VConfig, V2VHome
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
-def batch_run_requests(keys: list[str], settings: Settings, reason: str = "inbox") -> list[dg.RunRequest]:
-    """Contiguous chunks of keys, in the order they were added (= partition insertion order)."""
+def batch_run_requests(keys: list[str], settings: Settings, reason: str = "inbox",
+                       options: dict | None = None) -> list[dg.RunRequest]:
+    """Contiguous chunks of keys, in the order they were added (= partition insertion order); `options` (the
+    `v2v_config` fields the images were handed in with) become each run's config."""
     size = settings.intake.max_batch
     chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
-    return [dg.RunRequest(run_key=f"{reason}:{c[0]}..{c[-1]}",
+    run_config = {"resources": {"v2v_config": {"config": options}}} if options else None
+    return [dg.RunRequest(run_key=f"{reason}:{c[0]}..{c[-1]}", run_config=run_config,
                           tags={RANGE_START: c[0], RANGE_END: c[-1], "v2v/batch_size": str(len(c)),
                                 "v2v/reason": reason, **max_runtime_tags(settings)})
             for c in chunks]
+
+
+# The run settings an image may choose for itself; not another settings file or arbitrary overrides.
+OPTION_FIELDS = tuple(f for f in V2VConfig.model_fields if f not in ("config_path", "overrides_json"))
+
+
+def options_problem(options: dict) -> str | None:
+    """Why these per-image options cannot configure a run (None when they can)."""
+    unknown = sorted(set(options) - set(OPTION_FIELDS))
+    if unknown:
+        return f"unknown option(s) {', '.join(unknown)}; known: {', '.join(OPTION_FIELDS)}"
+    try:
+        V2VConfig(**options).settings
+    except ValidationError as e:
+        return format_validation_error(e)
+    except V2VError as e:
+        return e.one_line()
+    return None
+
+
+def group_by_options(home, keys: list[str]) -> dict[str, list[str]]:
+    """Keys by their stored options (as canonical JSON), groups in order of first appearance."""
+    groups: dict[str, list[str]] = {}
+    for k in keys:
+        groups.setdefault(json.dumps(intake.stored_options(home, k), sort_keys=True), []).append(k)
+    return groups
 
 
 def reap_dead_local_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -71,6 +106,18 @@ def inbox_sensor(context: dg.SensorEvaluationContext, v2v_home: V2VHome, v2v_con
                 if not context.instance.has_dynamic_partition(images_partitions.name, k)]
     for path in scan.ready:
         try:
+            problem = options_problem(intake.read_sidecar(path).get("options", {}))
+            problem = problem and f"options sidecar: {problem}"
+        except V2VError as e:
+            problem = e.reason
+        if problem:
+            try:
+                intake.quarantine(home, path, problem)
+            except FileNotFoundError:  # removed by its owner since the scan
+                continue
+            context.log.warning(f"quarantined {path.name}: {problem}")
+            continue
+        try:
             adm = intake.admit(home, path)
         except FileNotFoundError:  # removed by its owner since the scan
             continue
@@ -84,9 +131,11 @@ def inbox_sensor(context: dg.SensorEvaluationContext, v2v_home: V2VHome, v2v_con
         return dg.SensorResult(skip_reason=dg.SkipReason(
             f"no new images ({len(scan.waiting)} still being written)" if scan.waiting else "no new images"),
             cursor=new_cursor)
+    groups = group_by_options(home, new_keys)
     return dg.SensorResult(
-        run_requests=batch_run_requests(new_keys, settings),
-        dynamic_partitions_requests=[images_partitions.build_add_request(new_keys)],
+        run_requests=[rr for opts, keys in groups.items()
+                      for rr in batch_run_requests(keys, settings, options=json.loads(opts))],
+        dynamic_partitions_requests=[images_partitions.build_add_request([k for g in groups.values() for k in g])],
         cursor=new_cursor,
     )
 

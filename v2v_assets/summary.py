@@ -1,4 +1,4 @@
-"""One line per image: where each batch ended, for the demo and the CLI."""
+"""One line per image: where it ended, for the demo and the CLI."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from v2v_resources.storage import Home
 
 
 def image_status(home: Home, key: str) -> dict:
-    """The last phase done for a key, or the phase that failed and why."""
+    """The phases done for a key, and the phase that failed and why."""
     status = {"key": key, "done": [], "failed": None}
     for asset in REGISTRY.names:
         meta, fail = home.path(asset, key, "meta.json"), home.path(asset, key, "failure.json")
@@ -23,22 +23,15 @@ def image_status(home: Home, key: str) -> dict:
     return status
 
 
-def summarize(home: Home, keys: list[str], out) -> int:
-    ok = 0
-    for key in keys:
-        st = image_status(home, key)
-        if "vector_svg" in st:
-            ok += 1
-            v, r, i, c = (st[a]["metadata"] for a in ("vector_svg", "palette_raster", "illustration", "clean_plate"))
-            backends = "/".join(st[a]["backend"] for a in ("clean_plate", "illustration", "palette_raster"))
-            print(f"{key}: OK  backends {backends}  vehicle {c['vehicle_area']:.0%}  "
-                  f"IoU {i['silhouette_iou']:.3f}  colours {r['colors_used']}  "
-                  f"paths {int(v.get('paths', 0))}  agreement {float(v.get('agreement', 0)):.2%}  "
-                  f"{v['svg_bytes'] / 1024:.0f} KiB  {st['vector_svg']['files']['svg']}", file=out)
-        elif st["failed"]:
-            f = st["failed"]
-            print(f"{key}: FAILED in {f['asset']}: {f['reason']}" + (f" (fix: {f['fix']})" if f.get("fix") else ""),
-                  file=out)
-        else:
-            print(f"{key}: incomplete (done: {', '.join(st['done']) or 'nothing'})", file=out)
-    return ok
+def image_line(st: dict) -> str:
+    key = st["key"]
+    if "vector_svg" in st:
+        v, r, i, c = (st[a]["metadata"] for a in ("vector_svg", "palette_raster", "illustration", "clean_plate"))
+        backends = "/".join(st[a]["backend"] for a in ("clean_plate", "illustration", "palette_raster"))
+        return (f"{key}: OK  {backends}  vehicle {c['vehicle_area']:.0%}  IoU {i['silhouette_iou']:.3f}  "
+                f"{r['colors_used']} colours  {int(v.get('paths', 0))} paths  "
+                f"agreement {float(v.get('agreement', 0)):.1%}  {st['vector_svg']['files']['svg']}")
+    if st["failed"]:
+        f = st["failed"]
+        return f"{key}: FAILED in {f['asset']}: {f['reason']}" + (f" (fix: {f['fix']})" if f.get("fix") else "")
+    return f"{key}: incomplete (done: {', '.join(st['done']) or 'nothing'})"

@@ -35,14 +35,6 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def file_hash(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def safe_stem(name: str, max_len: int = 40) -> str:
     """A file stem reduced to [a-z0-9_-], safe in paths, URLs, shells and Dagster keys."""
     stem = Path(name).stem

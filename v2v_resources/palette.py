@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from .color import hex_to_rgb, is_hex, normalize_hex
 from .errors import ConfigError
 from .settings import CONFIG_DIR, PaletteChoice
 
 MIN_COLORS, MAX_COLORS = 2, 64
-_HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,11 @@ class Palette:
             colors = [c for c in re.split(r"[,\s]+", colors) if c]
         norm = []
         for i, c in enumerate(colors):
-            m = _HEX.match(str(c).strip())
-            if not m:
+            try:
+                norm.append(normalize_hex(c))
+            except ValueError:
                 raise ConfigError(f"palette entry {i + 1} ({c!r}) is not a colour", phase="palette",
-                                  fix="write colours as #RRGGBB or RRGGBB")
-            norm.append("#" + m.group(1).upper())
+                                  fix="write colours as #RRGGBB or RRGGBB") from None
         return cls(name=name, colors=tuple(norm))
 
     @classmethod
@@ -61,7 +61,7 @@ class Palette:
     @classmethod
     def parse(cls, spec: str) -> "Palette":
         """A palette name, or a comma-separated list of hex colours (as on the command line)."""
-        return cls.from_hex(spec) if ("," in spec or _HEX.match(spec.strip())) else cls.from_name(spec)
+        return cls.from_hex(spec) if ("," in spec or is_hex(spec)) else cls.from_name(spec)
 
     @classmethod
     def from_choice(cls, choice: PaletteChoice) -> "Palette":
@@ -70,7 +70,7 @@ class Palette:
     @property
     def rgb(self) -> np.ndarray:
         """K×3 uint8."""
-        return np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in self.colors], dtype=np.uint8)
+        return hex_to_rgb(self.colors)
 
     @property
     def digest(self) -> str:
@@ -81,7 +81,7 @@ class Palette:
         return len(self.colors)
 
     def index_of(self, hex_color: str) -> int:
-        return self.colors.index("#" + hex_color.lstrip("#").upper())
+        return self.colors.index(normalize_hex(hex_color))
 
     def contains(self, hex_color: str) -> bool:
-        return ("#" + hex_color.lstrip("#").upper()) in self.colors
+        return is_hex(hex_color) and normalize_hex(hex_color) in self.colors

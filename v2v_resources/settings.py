@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .color import normalize_hex
 from .errors import ConfigError
 
 CONFIG_DIR = Path(os.environ.get("V2V_CONFIG_DIR", Path(__file__).resolve().parent.parent / "configs"))
@@ -42,14 +43,7 @@ def _output_affecting(model: BaseModel) -> dict[str, Any]:
     return out
 
 
-def _hex(value: str) -> str:
-    v = value.strip().lstrip("#")
-    if len(v) != 6 or any(c not in "0123456789abcdefABCDEF" for c in v):
-        raise ValueError(f"{value!r} is not a #RRGGBB colour")
-    return "#" + v.upper()
-
-
-HexColor = Annotated[str, AfterValidator(_hex)]
+HexColor = Annotated[str, AfterValidator(normalize_hex)]
 
 
 class Hardware(_Strict):
@@ -223,7 +217,7 @@ class Phase3(_Strict):
     @field_validator("background")
     @classmethod
     def _bg(cls, v):
-        return v if v == "transparent" else _hex(v)
+        return v if v == "transparent" else normalize_hex(v)
 
 
 class VTracer(_Strict):
@@ -263,6 +257,28 @@ class Phase4(_Strict):
     quality: Phase4Quality
 
 
+class Api(_Strict):
+    """`v2v api`: the HTTP API over the inbox and the Dagster instance (operational: no output depends on it)."""
+    bind: str = operational()
+    port: int = operational(ge=1, le=65535)
+    token_hashes: list[str] = operational()          # "sha256:<hex>" from `v2v api hash-token`
+    max_upload_bytes: int = operational(gt=0)
+    allowed_types: list[str] = operational()         # MIME types of the decoded format, not the client's claim
+    rate_limit_per_minute: float = operational(gt=0)  # per token
+    rate_limit_burst: int = operational(ge=1)
+    request_timeout_s: float = operational(gt=0)
+    ready_tick_age_s: float = operational(gt=0)      # /ready: the inbox sensor ticked within this long
+
+    @field_validator("token_hashes")
+    @classmethod
+    def _hashes(cls, v):
+        for h in v:
+            algo, _, digest = h.partition(":")
+            if algo != "sha256" or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+                raise ValueError(f"{h[:12]}…: not a token hash; make one with `v2v api hash-token`")
+        return v
+
+
 class Orchestration(_Strict):
     max_runtime_s: int = Field(gt=0)
     nightly_cron: str
@@ -289,6 +305,33 @@ class Output(_Strict):
     png_preview: bool
 
 
+class Training(_Strict):
+    """Style LoRA fine-tuning (v2v_resources/train): the set, the recipe, and how the run is kept safe."""
+    data_dir: str | None = operational()          # <data_dir>/<version>/; None: $V2V_HOME/training_sets
+    use_version: str | None = operational()       # the style_lora version illustrations depend on; None: no edge
+    min_image_side: int = Field(ge=8)
+    rank: int = Field(ge=1, le=256)
+    alpha: float = Field(gt=0)
+    learning_rate: float = Field(gt=0, le=1)
+    lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts",
+                          "polynomial"]
+    lr_warmup_steps: int = Field(ge=0)
+    steps: int = Field(ge=1)
+    resolution: int = Field(ge=64, le=2048, multiple_of=8)
+    batch_size: int = Field(ge=1, le=64)
+    gradient_accumulation: int = Field(ge=1, le=256)
+    max_grad_norm: float = Field(gt=0)
+    seed: int = Field(ge=0)
+    mixed_precision: Literal["no", "fp16", "bf16"]
+    use_8bit_adam: bool
+    gradient_checkpointing: bool = operational()
+    checkpoint_every: int = operational(ge=1)
+    keep_checkpoints: int = operational(ge=1)
+    time_limit_s: float | None = operational(gt=0)
+    sample_prompts: list[str] = operational()    # empty: the training set's first captions
+    sample_steps: int = operational(ge=1, le=200)
+
+
 class Settings(_Strict):
     hardware: Hardware
     palette: PaletteChoice
@@ -297,8 +340,10 @@ class Settings(_Strict):
     phase2: Phase2
     phase3: Phase3
     phase4: Phase4
+    api: Api
     output: Output
     orchestration: Orchestration
+    training: Training
     host: Host
 
     def backend(self, phase: str) -> str:

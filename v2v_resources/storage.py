@@ -6,6 +6,7 @@ and renamed over the target, so a crash never leaves a partial output under its 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -50,6 +51,12 @@ def write_text_atomic(target: Path, text: str) -> Path:
 
 def write_json_atomic(target: Path, obj: Any) -> Path:
     return write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, streamed (photos in the inbox and multi-GB model weights alike)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def remove_orphan_temps(root: Path) -> int:

@@ -72,6 +72,8 @@ class VramManager:
         self.dtype = resolve_dtype(hardware.precision, self.device)
         self.attention = choose_attention(hardware.attention)
         self.is_cuda = self.device.startswith("cuda")
+        if hardware.cpu_threads:
+            torch.set_num_threads(hardware.cpu_threads)
         if self.is_cuda:      # process-wide; PyTorch's default leaves fp32 matmuls off the tensor cores
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = hardware.tf32
         if self.is_cuda and total_gb is None and torch.cuda.is_available():

@@ -8,10 +8,12 @@ import pytest
 import yaml
 
 from v2v_resources.errors import ConfigError, ModelMissingError
-from v2v_resources.models.hub import fetch_url, pull
+from v2v_resources.models.hub import fetch_url
 from v2v_resources.models.manifest import LOCK_NAME, default_manifest_path, load_manifest
+from v2v_resources.models.pull import pull
 from v2v_resources.models.verify import ModelStore, State
 
+SAM, ESRGAN = "sam/sam_vit_h_4b8939.pth", "esrgan/RealESRGAN_x4plus_anime_6B.pth"
 SAM_SHA = "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e"
 
 
@@ -23,6 +25,26 @@ def test_shipped_manifest_is_valid_and_complete():
     assert m.entry("style-lora").source is None and not m.entry("style-lora").required
     assert m.for_phase("phase1", required=True) == ["grounding-dino", "sam", "lama"]
     assert m.entry("sdxl").source.repo == "stabilityai/stable-diffusion-xl-base-1.0"
+    lama = m.entry("lama")      # downloaded as TorchScript, kept only as safetensors
+    assert (lama.source.convert, lama.format, lama.path) == ("torchscript", "safetensors", "lama/big-lama.safetensors")
+    assert lama.sha256 is None and m.entry("esrgan").sha256 is None     # no published digest: locked on pull
+
+
+@pytest.mark.parametrize("source, error", [
+    ({"url": "http://example.com/x.pth"}, "url must be https"),
+    ({"url": "https://example.com/x.pt", "convert": "torchscript"}, "set format: safetensors"),
+    ({"repo": "a/b", "convert": "torchscript"}, "convert applies to a url"),
+])
+def test_manifest_source_rules(tmp_path, source, error):
+    data = yaml.safe_load(default_manifest_path().read_text())
+    data["models"]["sam"]["source"] = source
+    bad = tmp_path / "m.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=error):
+        load_manifest(bad)
+    data["models"]["sam"]["source"] = {"url": "http://127.0.0.1:8080/x.pth"}     # a local mirror is fine
+    bad.write_text(yaml.safe_dump(data))
+    assert load_manifest(bad).entry("sam").source.url.startswith("http://127.0.0.1")
 
 
 def test_manifest_rejects_unknown_keys_and_bad_digests(tmp_path):
@@ -61,7 +83,7 @@ def test_verify_reports_present_for_every_tiny_model(store):
 
 
 def test_corrupt_file_is_refused_with_pull_command(small_volume):
-    f = small_volume / "esrgan" / "esrgan_x4.pth"
+    f = small_volume / ESRGAN
     data = bytearray(f.read_bytes())
     data[len(data) // 2] ^= 0xFF                     # one flipped byte, same size
     f.write_bytes(bytes(data))
@@ -75,9 +97,9 @@ def test_corrupt_file_is_refused_with_pull_command(small_volume):
 
 
 def test_missing_file_names_expected_path(small_volume):
-    (small_volume / "sam" / "sam.pth").unlink()
+    (small_volume / SAM).unlink()
     store = ModelStore(small_volume, small_volume / "models.yaml")
-    with pytest.raises(ModelMissingError, match=r"missing.*sam\.pth.*v2v models pull sam"):
+    with pytest.raises(ModelMissingError, match=r"missing.*sam_vit_h_4b8939\.pth.*v2v models pull sam"):
         store.require("sam")
 
 
@@ -85,7 +107,7 @@ def test_sha_cache_skips_unchanged_files_and_rehashes_changed(small_volume):
     ModelStore(small_volume, small_volume / "models.yaml").verify_all()
     again = ModelStore(small_volume, small_volume / "models.yaml")
     assert all(st.ok for st in again.verify_all()) and again.cache.hashed == 0
-    f = small_volume / "sam" / "sam.pth"
+    f = small_volume / SAM
     f.write_bytes(f.read_bytes() + b"x")
     third = ModelStore(small_volume, small_volume / "models.yaml")
     assert third.status("sam").state is State.CORRUPT and third.cache.hashed == 1
@@ -128,7 +150,7 @@ def test_models_verify_cli_report_and_exit_code(small_volume, capsys):
     args = ["models", "verify", "--models", str(small_volume), "--manifest", str(small_volume / "models.yaml")]
     assert _cli(args) == 0
     assert "present" in capsys.readouterr().out
-    (small_volume / "sam" / "sam.pth").write_bytes(b"broken")
+    (small_volume / SAM).write_bytes(b"broken")
     assert _cli(args) == 1
     out = capsys.readouterr().out
     assert "corrupt" in out and "sam" in out and "1 required model(s)" in out
@@ -137,7 +159,7 @@ def test_models_verify_cli_report_and_exit_code(small_volume, capsys):
 def test_doctor_fails_only_when_an_ml_phase_lacks_its_models(tmp_path, small_volume, monkeypatch, capsys):
     from v2v_resources.models.doctor import check_dagster, check_models, check_ui_host
 
-    (small_volume / "sam" / "sam.pth").unlink()
+    (small_volume / SAM).unlink()
     store = ModelStore(small_volume, small_volume / "models.yaml")
     level = {c.topic: c.level for c in check_models(store, {"phase1": "ml", "phase3": "ml"})}
     assert level == {"model esrgan": "ok", "model sam": "fail"}

@@ -9,8 +9,8 @@ from pathlib import Path
 from v2v_resources.models.synthetic import architectures, build_sam, write_models
 
 
-def write_tiny_models(root: str | Path, *, lora: bool | None = None) -> Path:
-    return write_models(root, "tiny", lora=lora)
+def write_tiny_models(root: str | Path, *, lora: bool | None = None, hub: str | Path | None = None) -> Path:
+    return write_models(root, "tiny", lora=lora, hub=hub)
 
 
 def tiny_sam():

@@ -20,11 +20,13 @@ class EsrganUpscaler:
     def __init__(self, path: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32,
                  tile: int = 512, tile_pad: int = 10, *, vram: VramManager | None = None):
         """`path` must already be verified (`ModelStore.require`). fp16/bf16 only on the GPU."""
-        from spandrel import ImageModelDescriptor, ModelLoader
+        from spandrel import ImageModelDescriptor, ModelLoader, canonicalize_state_dict
 
         try:
-            desc = ModelLoader(device="cpu").load_from_file(str(path))
-        except Exception as e:    # spandrel raises several types for files it cannot recognise
+            # plain tensors only (the release wraps them as {"params_ema": ...}); spandrel maps the key names
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+            desc = ModelLoader(device="cpu").load_from_state_dict(canonicalize_state_dict(sd))
+        except Exception as e:    # torch and spandrel raise several types for files they cannot read
             raise EngineError(f"not a loadable upscaler: {e}", file=str(path), phase=PHASE,
                               fix="point the manifest's esrgan entry at a Real-ESRGAN x4 .pth") from e
         if not isinstance(desc, ImageModelDescriptor) or desc.scale != FACTOR:

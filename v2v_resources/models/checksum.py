@@ -5,25 +5,15 @@ mtime and is hashed again; a cache that cannot be written (read-only model volum
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import threading
 from pathlib import Path
 
-from ..storage import write_json_atomic
+from ..storage import sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
-CHUNK = 8 << 20
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Sha256Cache:

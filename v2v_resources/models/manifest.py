@@ -21,7 +21,7 @@ from ..storage import write_json_atomic
 
 PHASE = "models"
 LOCK_NAME = "manifest.lock.json"
-Format = Literal["diffusers", "transformers", "pth", "torchscript", "safetensors"]
+Format = Literal["diffusers", "transformers", "pth", "safetensors"]
 FOLDER_FORMATS = ("diffusers", "transformers")
 Sha = str | None
 
@@ -44,15 +44,26 @@ class Source(_Strict):
     revision: str | None = None         # branch, tag or commit; None = main
     filename: str | None = None         # one file of `repo` (hf_hub_download) instead of a snapshot
     allow_patterns: list[str] | None = None   # limit a snapshot to the files the loader needs
-    url: str | None = None              # plain https download
+    url: str | None = None              # plain https download (http only from this machine: a local mirror)
+    convert: Literal["torchscript"] | None = None   # the download is a TorchScript archive: its tensors are
+    #                                     written once, at pull time, to the safetensors file at `path`
 
     @model_validator(mode="after")
     def _one_kind(self):
         if bool(self.repo) == bool(self.url):
             raise ValueError("give exactly one of repo or url")
-        if self.url and not self.url.startswith("https://"):
-            raise ValueError("url must be https")
+        if self.url and not (self.url.startswith("https://") or _loopback_http(self.url)):
+            raise ValueError("url must be https (plain http only for 127.0.0.1 / localhost)")
+        if self.convert and not self.url:
+            raise ValueError("convert applies to a url download")
         return self
+
+
+def _loopback_http(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def _sha_ok(v: Sha) -> Sha:
@@ -94,6 +105,8 @@ class ModelEntry(_Strict):
 
     @model_validator(mode="after")
     def _shape(self):
+        if self.source and self.source.convert and self.format != "safetensors":
+            raise ValueError("a converted download is stored as safetensors: set format: safetensors")
         if self.is_folder and self.sha256:
             raise ValueError("folder formats list digests under files, not sha256")
         if not self.is_folder and self.files:
@@ -151,6 +164,9 @@ class Lock:
 
     def files(self, name: str) -> dict[str, str]:
         return dict(self.data["models"].get(name, {}).get("files", {}))
+
+    def info(self, name: str) -> dict:
+        return dict(self.data["models"].get(name, {}))
 
     def record(self, name: str, files: dict[str, str], **info) -> None:
         self.data["models"][name] = {"files": dict(sorted(files.items())), **info}

@@ -7,6 +7,8 @@ never makes an image stale.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from ..backends import choose_backend
 from ..models.verify import ModelStore
 from ..settings import Settings
@@ -27,8 +29,16 @@ def is_stale(recorded: dict | None, expected: dict) -> bool:
     return recorded is None or any(recorded.get(k) != v for k, v in expected.items())
 
 
-def stale_keys(registry: Registry, settings: Settings, store: ModelStore, keys: list[str],
+def stale_keys(registry: Registry, settings_for: Callable[[str], Settings], store: ModelStore, keys: list[str],
                recorded: dict[str, dict[str, dict]]) -> list[str]:
-    """`recorded[phase][key]` is the recipe of the key's latest materialisation; keys keep their order."""
-    expected = {p.name: expected_recipe(p, settings, store) for p in registry}
-    return [k for k in keys if any(is_stale(recorded.get(p.name, {}).get(k), expected[p.name]) for p in registry)]
+    """`recorded[phase][key]` is the recipe of the key's latest materialisation, `settings_for(key)` the settings
+    the key would be processed with now (its own options included); keys keep their order."""
+    expected: dict[str, dict[str, dict]] = {}     # settings (as JSON) → phase → recipe
+
+    def stale(key: str) -> bool:
+        settings = settings_for(key)
+        want = expected.setdefault(settings.model_dump_json(),
+                                   {p.name: expected_recipe(p, settings, store) for p in registry})
+        return any(is_stale(recorded.get(p.name, {}).get(key), want[p.name]) for p in registry)
+
+    return [k for k in keys if stale(k)]

@@ -43,7 +43,7 @@ def run(home: Home, key: str, settings: Settings, vectorizer) -> PhaseOutcome:
     svg_bytes = len(res.svg.encode())
     out_checks = checks(settings, res.problems, svg_bytes, int(m.get("paths", 0)), float(m.get("agreement", 0.0)))
     files = {}
-    if not any(c.blocking and not c.passed for c in out_checks):   # an invalid SVG never reaches its final name
+    if not res.problems:   # an invalid or unsafe SVG never reaches its final name
         files["svg"] = str(write_text_atomic(home.path(NAME, key, f"{key}.svg"), res.svg))
         if settings.output.png_preview:
             files["preview"] = str(imaging.save_png(home.path(NAME, key, f"{key}.png"), res.preview))

@@ -1,7 +1,8 @@
 """Fill masked pixels with LaMa at a bounded working size.
 
-The weights are read by spandrel (from the big-lama TorchScript export, .pth or .safetensors) into its own
-eager copy of the architecture: no TorchScript graph from the file is ever run."""
+The weights are the safetensors file `v2v models pull` converted from the released TorchScript archive
+(big-lama.pt) without running it; spandrel builds its own eager copy of the architecture from them. No
+TorchScript is read here: a .pt is refused."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,21 +16,26 @@ from ..vram import VramManager
 
 NAME = "lama"
 MODULO = 8          # LaMa's encoder downsamples x8; other sizes are padded
+FIX = "run `v2v models pull lama` (it converts big-lama.pt to lama/big-lama.safetensors once)"
 
 
 class LamaInpainter:
     def __init__(self, path: Path, vram: VramManager):
+        from safetensors.torch import load_file
         from spandrel import MaskedImageModelDescriptor, ModelLoader
 
         self.vram = vram
+        if Path(path).suffix != ".safetensors":
+            raise EngineError("LaMa is loaded from safetensors only (a TorchScript archive is never loaded at "
+                              "run time)", file=str(path), phase="phase1", fix=FIX)
         try:
-            desc = ModelLoader(device="cpu").load_from_file(str(path))
-        except Exception as e:    # spandrel raises several types for files it cannot recognise
-            raise EngineError(f"not a loadable LaMa: {e}", file=str(path), phase="phase1",
-                              fix="point the manifest's lama entry at big-lama.pt (or its .safetensors)") from e
+            desc = ModelLoader(device="cpu").load_from_state_dict(load_file(str(path)))
+        except Exception as e:    # safetensors and spandrel raise several types for files they cannot read
+            raise EngineError(f"not a loadable LaMa ({type(e).__name__}: {e})", file=str(path), phase="phase1",
+                              fix=FIX) from e
         if not isinstance(desc, MaskedImageModelDescriptor):
             raise EngineError(f"{desc.architecture.name} is not an inpainting model", file=str(path),
-                              phase="phase1", fix="point the manifest's lama entry at big-lama.pt")
+                              phase="phase1", fix=FIX)
         # fp32: LaMa's Fourier convolutions need power-of-two sizes for half-precision FFT
         vram.register(NAME, desc.model.eval())
 

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.cluster.vq import kmeans2
 
 from ..errors import BadInputError
+from ..color import hex_to_rgb
 from ..imaging import fit_size, iou, resize_mask
 from ..sanitize.base import Sanitizer
 from ..settings import Phase2
@@ -23,10 +24,6 @@ from .edges import canny_edges
 PHASE = "steer"
 KMEANS_SAMPLE = 20_000     # pixels the colour clusters are fitted on; all pixels are then assigned
 MAJORITY_WINDOW = 5        # px; the window of the speckle-removing majority filter
-
-
-def _hex_rgb(color: str) -> np.ndarray:
-    return np.frombuffer(bytes.fromhex(color.lstrip("#")), np.uint8)
 
 
 def majority_filter(labels: np.ndarray, k: int, window: int) -> np.ndarray:
@@ -107,7 +104,7 @@ class FlatteningSteerer:
         flat = np.clip(rgb_centres * 255 + 0.5, 0, 255).astype(np.uint8)[labels]
 
         out = np.empty_like(image)
-        out[:] = _hex_rgb(self.cfg.background)
+        out[:] = hex_to_rgb(self.cfg.background)
         region = out[y0:y1, x0:x1]
         region[inside] = flat[inside]
         # outlines: the result's own edges, darkened, inside the vehicle only so the silhouette is kept

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..color import hex_to_rgb
 from ..imaging import fit_size, iou, resize_mask
 from ..models.verify import ModelStore, State
 from ..settings import Phase2
@@ -36,7 +37,7 @@ NAME = "sdxl"
 def on_background(rgb: np.ndarray, mask: np.ndarray, color: str) -> np.ndarray:
     """The vehicle pixels kept, everything else the flat background colour."""
     out = np.empty_like(rgb)
-    out[...] = [int(color[i:i + 2], 16) for i in (1, 3, 5)]     # settings normalised it to #RRGGBB
+    out[...] = hex_to_rgb(color)
     out[mask] = rgb[mask]
     return out
 

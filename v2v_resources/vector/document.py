@@ -8,6 +8,7 @@ from xml.etree.ElementTree import Element
 import numpy as np
 
 from ..chroma.mapping import brute_force_indices
+from ..color import hex_to_rgb
 from ..errors import EngineError
 from ..palette import Palette
 from .safety import SVG_NS, local, parse_svg
@@ -31,7 +32,7 @@ def snap_fills(root: Element, palette: Palette) -> int:
     fills = sorted({el.get("fill").upper() for el in paths})
     if not fills:
         return 0
-    rgb = np.array([[int(f[i:i + 2], 16) for i in (1, 3, 5)] for f in fills], dtype=np.uint8)
+    rgb = hex_to_rgb(fills)
     nearest = brute_force_indices(rgb[None], palette)[0]
     exact = {f: palette.colors[i] for f, i in zip(fills, nearest)}
     changed = 0

@@ -78,11 +78,13 @@ class Vectorizer:
         # Crisp edges: the preview, like the raster, holds only palette colours (no blended edge pixels).
         preview = render_svg(svg, preview_wh[0], antialias=False)
         t3 = time.perf_counter()
-        # Agreement judges the traced fills; strokes cover boundaries on purpose, so their cost is reported
-        # beside it (agreement_with_strokes) rather than failing every stroked SVG.
-        fid = self._fidelity(raster, fills_svg)
+        # Agreement judges the traced fills against the pixels vtracer saw (a nearest-neighbour subsample of the
+        # raster), at the traced size; the preview's rendering serves when it has that size. Strokes cover
+        # boundaries on purpose, so their cost is reported beside it (agreement_with_strokes).
+        same_size = preview.shape[1::-1] == trace_wh
+        fid = self._fidelity(traced, fills_svg, preview if same_size and strategy == "none" else None)
         if strategy != "none":
-            fid["agreement_with_strokes"] = self._fidelity(raster, svg)["agreement"]
+            fid["agreement_with_strokes"] = self._fidelity(traced, svg, preview if same_size else None)["agreement"]
         t4 = time.perf_counter()
         metrics = {
             "paths": region_paths + n_lines, "region_paths": region_paths, "centerline_paths": n_lines,
@@ -92,9 +94,10 @@ class Vectorizer:
             "seconds_render": round(t3 - t2, 4), "seconds_fidelity": round(t4 - t3, 4)}
         return VectorResult(svg=svg, preview=preview, metrics=metrics)
 
-    def _fidelity(self, raster: np.ndarray, svg: str) -> dict:
-        h, w = raster.shape[:2]
-        rendered = render_svg(svg, w, antialias=False)
+    def _fidelity(self, reference: np.ndarray, svg: str, rendered: np.ndarray | None = None) -> dict:
+        h, w = reference.shape[:2]
+        if rendered is None:
+            rendered = render_svg(svg, w, antialias=False)
         if rendered.shape[:2] != (h, w):   # resvg rounds the height from the aspect ratio
             rendered = np.asarray(Image.fromarray(rendered).resize((w, h), Image.Resampling.NEAREST))
-        return fidelity(raster, rendered, self.mapper)
+        return fidelity(reference, rendered, self.mapper)

@@ -13,8 +13,6 @@ from xml.etree.ElementTree import Element
 
 import cv2
 import numpy as np
-from skimage.measure import approximate_polygon
-from skimage.morphology import skeletonize
 
 from ..chroma.despeckle import OUTSIDE
 from ..settings import Strokes
@@ -77,6 +75,10 @@ def _reach_junction(line: np.ndarray, junction: np.ndarray) -> np.ndarray:
 
 def centerlines(codes: np.ndarray, tolerance: float, min_length: int) -> list[np.ndarray]:
     """Simplified open polylines (N×2 float, x y in pixel units) along the colour boundaries of `codes`."""
+    # scikit-image costs ~2 s of imports: only SVGs with centerlines pay it
+    from skimage.measure import approximate_polygon
+    from skimage.morphology import skeletonize
+
     skeleton = skeletonize(boundary_map(codes))
     count = _neighbours(skeleton)
     junction = skeleton & (count >= 3)

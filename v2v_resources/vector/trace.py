@@ -25,7 +25,7 @@ def vtracer_kwargs(cfg: VTracer) -> dict:
 
 def png_bytes(rgba: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(rgba).save(buf, format="PNG", compress_level=1)
+    Image.fromarray(rgba).save(buf, format="PNG", compress_level=0)   # a pipe: encode fast, size is free
     return buf.getvalue()
 
 
