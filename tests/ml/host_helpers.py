@@ -84,3 +84,11 @@ def no_temp_files(root: Path) -> bool:
     from v2v_resources.storage import TMP_PREFIX
 
     return not list(Path(root).rglob(f"{TMP_PREFIX}*"))
+
+
+def same_but_rounding(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two generations of the same image, one batched with others: float32 kernels for another batch size
+    sum in another order, which the random tiny models amplify to a few levels (seen: at most 4, mean 0.6 on
+    one image of three, < 0.01 on the others); a different image differs by tens of levels on average."""
+    d = np.abs(a.astype(int) - b.astype(int))
+    return d.max() <= 8 and d.mean() < 1.0

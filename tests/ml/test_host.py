@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
-from host_helpers import ML, arrays, photos, thread_host
+from host_helpers import ML, arrays, photos, same_but_rounding, thread_host
 from v2v_resources.errors import BadInputError, ConfigError
 from v2v_resources.settings import deep_merge, load_settings
 
@@ -101,9 +101,8 @@ def test_a_batch_gives_each_image_what_a_call_of_its_own_gives(engines, car):
     ctrls = [st.controls(np.roll(rgb, 9 * i, axis=1), np.roll(mask, 9 * i, axis=1), (64, 48)) for i in range(3)]
     alone = [st.generate(c, (64, 48), 10 + i, (0.6, 0.4)) for i, c in enumerate(ctrls)]
     together = st.generate_batch([st.job(c, 10 + i) for i, c in enumerate(ctrls)], (64, 48), (0.6, 0.4))
-    assert not np.array_equal(alone[0], alone[1])
-    for a, b in zip(alone, together):           # batched float32 kernels: at most one level of rounding
-        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert np.abs(alone[0].astype(int) - alone[1].astype(int)).mean() > 5
+    assert all(same_but_rounding(a, b) for a, b in zip(alone, together))
 
 
 def test_probes_auth_and_bad_requests_leave_the_host_up(engines, run_settings, tmp_path):
