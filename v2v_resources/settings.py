@@ -287,6 +287,22 @@ class Orchestration(_Strict):
     nightly_max_images: int = Field(ge=1)
 
 
+class Host(_Strict):
+    """`v2v host`: the resident model host per GPU, and how clients reach it."""
+    bind: str                                   # 127.0.0.1 unless the host serves other machines
+    port: int = Field(ge=1, le=65535)
+    token_env: str                              # env var holding the bearer token (required off loopback)
+    max_batch: int = Field(ge=1, le=64)         # SDXL images per pipeline call
+    max_wait_ms: float = Field(ge=0)            # how long the oldest queued attempt waits for companions
+    workers: int = Field(ge=1, le=256)          # requests in progress at once (phase I, ESRGAN, waiting SDXL)
+    warmup: bool                                # one synthetic image through every engine before /ready
+    request_timeout_s: float = Field(gt=0)      # client: one request, queueing included
+    connect_timeout_s: float = Field(gt=0)
+    retries: int = Field(ge=0, le=100)          # client: transient failures (refused, reset, 503, timeout)
+    backoff_s: float = Field(ge=0)              # client: first wait, doubled per retry up to max_backoff_s
+    max_backoff_s: float = Field(ge=0)
+
+
 class Output(_Strict):
     png_preview: bool
 
@@ -330,6 +346,7 @@ class Settings(_Strict):
     output: Output
     orchestration: Orchestration
     training: Training
+    host: Host
 
     def backend(self, phase: str) -> str:
         return getattr(self, phase).backend
