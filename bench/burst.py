@@ -137,6 +137,7 @@ def process(instance, home, requests, limit: int, overrides: str = TINY) -> tupl
 
     from v2v_assets.definitions import build_resources, defs
     from v2v_assets.sensors import RANGE_END, RANGE_START
+    from v2v_resources.phases import REGISTRY
 
     keys = list(instance.get_dynamic_partitions("images"))
     chain = [a for a in defs.assets if a.key.to_user_string() in REGISTRY.names]   # not the training assets

@@ -144,9 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--home")
     ins.set_defaults(func=lambda a: print(prepare_instance(_home(a))) or 0)
 
-    from . import cli_api, cli_models, cli_train
+    from . import cli_api, cli_host, cli_models, cli_train
 
-    for commands in (cli_models, cli_train, cli_api):
+    for commands in (cli_models, cli_train, cli_host, cli_api):
         commands.add_commands(sub)
     return p
 

@@ -7,7 +7,6 @@ for the rest of the step (= the batch), from the run's own settings.
 from __future__ import annotations
 
 import json
-import os
 from enum import Enum
 from functools import cached_property
 from pathlib import Path
@@ -155,29 +154,22 @@ class ModelEngines(dg.ConfigurableResource):
 
 
 class GpuModels(ModelEngines):
-    """The GPU phases' models: the resident host(s) (`v2v host`, one per GPU) when `hosts` is set; otherwise
-    in-process engines, as on a laptop or in tests. Requests carry the partition key, the home and the run's
-    settings, never images; the step sends its keys concurrently so the host can batch them."""
+    """The GPU phases' models: the resident host(s) (`v2v host`, one per GPU) listed in `host.urls` of the run's
+    settings (or in `hosts`, which wins); with none, in-process engines, as on a laptop or in tests. Requests
+    carry the partition key, the home and the image's settings, never images; the step sends its keys
+    concurrently so the host can batch them."""
 
-    hosts: list[str] = []                          # e.g. ["http://127.0.0.1:8765"]; empty: in-process
-    token_env: str = "V2V_HOST_TOKEN"              # the host's bearer token is read from this variable
+    hosts: list[str] = []                          # e.g. ["http://127.0.0.1:8765"]; empty: settings.host.urls
     max_in_flight: int = 16                        # keys of one step sent at once over all hosts
-    request_timeout_s: float = 900.0
-
-    def setup_for_execution(self, context) -> None:
-        if self.hosts:
-            self._client().check_health()          # fail the step early, with the host's reason
-
-    def _client(self):
-        from v2v_resources.host.client import HostClient
-
-        return HostClient(list(self.hosts), token=os.environ.get(self.token_env, ""),
-                          timeout_s=self.request_timeout_s)
 
     def caller(self, config: V2VConfig) -> tuple[PhaseCall, int]:
-        if not self.hosts:
+        urls = list(self.hosts) or config.settings.host.urls
+        if not urls:
             return super().caller(config)
-        client, home = self._client(), self.v2v_home.home
+        from v2v_resources.host.client import HostClient
+
+        client, home = HostClient.from_settings(urls, config.settings.host), self.v2v_home.home
+        client.check_health()                      # at step start: fail early, with the hosts' own reasons
 
         def call(phase: Phase, key: str) -> PhaseOutcome:
             payload = config.settings_for(home, key).model_dump(mode="json")

@@ -289,6 +289,7 @@ class Orchestration(_Strict):
 
 class Host(_Strict):
     """`v2v host`: the resident model host per GPU, and how clients reach it."""
+    urls: list[str] = operational()             # the hosts GPU steps send their work to; []: in-process engines
     bind: str                                   # 127.0.0.1 unless the host serves other machines
     port: int = Field(ge=1, le=65535)
     token_env: str                              # env var holding the bearer token (required off loopback)
