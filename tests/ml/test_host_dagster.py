@@ -17,7 +17,7 @@ RUN = deep_merge(ML, {"phase2": {"iou_retry": {"max_retries": 0}},
                       "phase4": {"trace_long_side": 256, "preview_long_side": 128, "quality": {"min_agreement": 0.0}}})
 
 
-def _batch(instance, home, sample_dir, tmp_path, **resources):
+def _batch(instance, home, sample_dir, tmp_path, run: dict = RUN):
     tmp_path.mkdir(exist_ok=True)
     for i in range(3):
         rgba = Image.open(sample_dir / f"sample-{i:05d}.jpg").convert("RGBA")
@@ -25,8 +25,7 @@ def _batch(instance, home, sample_dir, tmp_path, **resources):
         rgba.save(tmp_path / f"cutout-{i}.png")
         drop(home, tmp_path / f"cutout-{i}.png")
     keys = list(tick(instance, home).dynamic_partitions_requests[0].partition_keys)
-    run = materialize_range(instance, home, keys[0], keys[-1], overrides_json=json.dumps(RUN), **resources)
-    return keys, run
+    return keys, materialize_range(instance, home, keys[0], keys[-1], overrides_json=json.dumps(run))
 
 
 def test_a_dagster_batch_served_by_a_host(tmp_path, tiny_root, tiny_manifest, sample_dir, monkeypatch):
@@ -47,7 +46,9 @@ def test_a_dagster_batch_served_by_a_host(tmp_path, tiny_root, tiny_manifest, sa
         with dg.instance_for_test(temp_dir=str(tmp_path / f"{name}-dagster")) as instance:
             if name == "host":
                 with thread_host(engines, host_settings) as (url, _):
-                    keys, run = _batch(instance, home, sample_dir, tmp_path / "drops", hosts=[url])
+                    # routed by the run's settings (host.urls), as a deployment's config file does
+                    keys, run = _batch(instance, home, sample_dir, tmp_path / "drops",
+                                       deep_merge(RUN, {"host": {"urls": [url]}}))
                     metrics = httpx.get(f"{url}/metrics").text
             else:
                 keys, run = _batch(instance, home, sample_dir, tmp_path / "drops")
