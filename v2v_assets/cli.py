@@ -49,7 +49,8 @@ def cmd_process(args) -> int:
     if not src.is_file():
         raise V2VError("no such file" if not src.exists() else "not a regular file", file=str(src),
                        phase="intake", fix="give the path of an image file")
-    engines = Engines(settings, Home.from_env().ensure().cache)   # built when first needed: bad input fails first
+    user_home = Home.from_env().ensure()
+    engines = Engines(settings, user_home.cache, home=user_home)   # built when first needed: bad input fails first
     with tempfile.TemporaryDirectory(prefix="v2v-process-") as tmp:
         home = Home(Path(tmp)).ensure()
         key = partition_key(src.name, sha256_file(src))

@@ -134,7 +134,8 @@ class ModelEngines(dg.ConfigurableResource):
         tag = settings.model_dump_json()
         if tag not in self._engines:
             root = Path(self.models_root) if self.models_root else None
-            self._engines[tag] = Engines(settings, self.v2v_home.home.cache, models_root=root)
+            home = self.v2v_home.home
+            self._engines[tag] = Engines(settings, home.cache, models_root=root, home=home)
         return self._engines[tag]
 
     def caller(self, config: V2VConfig) -> tuple[PhaseCall, int]:

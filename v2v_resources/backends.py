@@ -13,6 +13,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING, Callable, Union
 
+from .errors import ConfigError
 from .models.manifest import Manifest
 from .models.verify import ModelStore, pull_command
 from .settings import Settings
@@ -85,7 +86,8 @@ def make_sanitizer(settings: Settings, models_root: Path | None = None, *, manif
 
 
 def make_steerer(settings: Settings, sanitizer, models_root: Path | None = None, *,
-                 manifest: Manifest | Path | None = None, vram: VramSource = None):
+                 manifest: Manifest | Path | None = None, vram: VramSource = None,
+                 trained_loras: Path | None = None):
     """`sanitizer` gives the silhouettes for the IoU check; an ml one also lends its VRAM manager."""
     store = ModelStore(models_root, manifest)
     choice = choose_backend(settings, "phase2", store)
@@ -93,7 +95,15 @@ def make_steerer(settings: Settings, sanitizer, models_root: Path | None = None,
         from .steer.ml import MlSteerer
 
         vram = getattr(sanitizer, "vram", None) or _vram(vram, settings)
-        return _tag(MlSteerer(settings.phase2, sanitizer, store, vram), choice)
+        version, lora = settings.training.use_version, None
+        if version:     # a style LoRA trained here (the style_lora asset), checked against its recorded sha256
+            from .train import trained_lora
+
+            if trained_loras is None:
+                raise ConfigError(f"training.use_version is {version!r} but no home to find it in",
+                                  phase="phase2", fix="build the engines with the v2v home")
+            lora = trained_lora(trained_loras / version)
+        return _tag(MlSteerer(settings.phase2, sanitizer, store, vram, lora), choice)
     from .steer.lite import FlatteningSteerer
 
     return _tag(FlatteningSteerer(settings.phase2, sanitizer), choice)

@@ -209,3 +209,24 @@ def test_the_dagster_assets_materialise_and_a_new_lora_marks_illustrations_stale
     assert [(c.dependency.asset_key, c.dependency.partition_key) for c in causes] == [(lora_key, "v1")]
     monkeypatch.delenv("V2V_CONFIG")                 # no version chosen: no edge
     assert lora_key not in build_definitions().resolve_asset_graph().get(ill).parent_keys
+
+
+def test_training_use_version_makes_the_illustration_engine_load_that_lora(trained, ml_settings, tiny_root,
+                                                                          tiny_manifest, tmp_path):
+    """With training.use_version, the engines built for a run (Dagster's, the CLI's) load the LoRA the
+    style_lora asset wrote under $V2V_HOME/storage/style_lora/<version>, checked against its record."""
+    from v2v_resources.errors import ModelMissingError
+    from v2v_resources.phases import Engines
+    from v2v_resources.storage import Home
+
+    _, res = trained
+    home = Home(tmp_path / "home").ensure()
+    shutil.copytree(res.lora_path.parent, home.storage / "style_lora" / "v1")
+    settings = ml_settings.model_copy(update={"training": ml_settings.training.model_copy(
+        update={"use_version": "v1"})})
+    steerer = Engines(settings, home.cache, models_root=tiny_root, manifest=tiny_manifest,
+                      home=home).get("illustration")
+    assert steerer.lora and steerer.lora_note.startswith("v1/style.safetensors (trained here)")
+    missing = settings.model_copy(update={"training": settings.training.model_copy(update={"use_version": "v2"})})
+    with pytest.raises(ModelMissingError, match="no finished style LoRA"):
+        Engines(missing, home.cache, models_root=tiny_root, manifest=tiny_manifest, home=home).get("illustration")

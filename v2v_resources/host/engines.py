@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..palette import Palette
 from ..settings import Settings
+from ..storage import Home
 
 log = logging.getLogger(__name__)
 PHASE = "host"
@@ -33,7 +34,7 @@ def load_fingerprint(s: Settings) -> dict:
             "hardware.enable_attention_slicing": h.enable_attention_slicing, "hardware.compile": h.compile,
             "phase2.sdxl.scheduler": p2.sdxl.scheduler,
             "phase2.sdxl.skip_finished_controlnets": p2.sdxl.skip_finished_controlnets,
-            "phase2.lora.scale": p2.lora.scale}
+            "phase2.lora.scale": p2.lora.scale, "training.use_version": s.training.use_version}
 
 
 class _Locked:
@@ -89,7 +90,7 @@ class ResidentEngines:
     """Phase I-III engines built once; `view(settings, home)` gives them under a request's settings."""
 
     def __init__(self, settings: Settings, *, device: str | None = None, models_root: Path | None = None,
-                 manifest: Path | None = None):
+                 manifest: Path | None = None, home: "Home | None" = None):
         from ..backends import make_upscaler
         from ..phases import Engines
         from ..vram import VramManager
@@ -98,7 +99,7 @@ class ResidentEngines:
         self.fingerprint = load_fingerprint(settings)
         # the registry's engine factories, all on one VRAM manager for this host's device (the cache folder
         # is the request's, given per view, so phase III's upscaler is built alone)
-        kit = Engines(settings, Path("."), models_root=models_root, manifest=manifest)
+        kit = Engines(settings, Path("."), models_root=models_root, manifest=manifest, home=home or Home.from_env())
         kit.__dict__["vram"] = self.vram = VramManager(settings.hardware, device=device)
         self.sanitizer = kit.get("clean_plate")
         for part in ("detector", "segmenter", "inpainter"):     # ml: load now, not inside the first request

@@ -17,6 +17,7 @@ from ..settings import Settings
 
 if TYPE_CHECKING:
     from ..models.verify import ModelStore
+    from ..storage import Home
     from .base import Phase
     from ..vram import VramManager
     from .registry import Registry
@@ -26,10 +27,11 @@ log = logging.getLogger(__name__)
 
 class Engines:
     def __init__(self, settings: Settings, cache_dir: Path, *, registry: "Registry | None" = None,
-                 models_root: Path | None = None, manifest: Path | None = None):
+                 models_root: Path | None = None, manifest: Path | None = None, home: "Home | None" = None):
+        """`home`: where engines find what the pipeline made itself (a style LoRA trained by `style_lora`)."""
         from . import REGISTRY
 
-        self.settings, self.cache_dir = settings, Path(cache_dir)
+        self.settings, self.cache_dir, self.home = settings, Path(cache_dir), home
         self.registry = registry or REGISTRY
         self.models_root, self.manifest = models_root, manifest
         self._built: dict[str, Any] = {}

@@ -15,7 +15,7 @@ NAME = "illustration"
 def build(kit):
     """The steerer measures silhouettes with phase I's engine (and shares its VRAM manager)."""
     return make_steerer(kit.settings, kit.get("clean_plate"), kit.models_root, manifest=kit.manifest,
-                        vram=lambda: kit.vram)
+                        vram=lambda: kit.vram, trained_loras=kit.home and kit.home.storage / "style_lora")
 
 
 def checks(settings: Settings, silhouette_iou: float) -> list[CheckOutcome]:

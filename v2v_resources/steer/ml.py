@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
 
@@ -60,7 +61,8 @@ class GenerationJob:
 class MlSteerer:
     backend = "ml"
 
-    def __init__(self, cfg: Phase2, sanitizer, models: ModelStore, vram: VramManager):
+    def __init__(self, cfg: Phase2, sanitizer, models: ModelStore, vram: VramManager, lora: Path | None = None):
+        """`lora`: a trained style LoRA to use instead of the manifest's `style-lora` (training.use_version)."""
         self.cfg, self.sanitizer, self.vram = cfg, sanitizer, vram
         self.depth = DepthEstimator(models.require("depth"), vram)
         nets = [(models.require(n), models.manifest.entry(n).variant) for n in ("controlnet-depth", "controlnet-canny")]
@@ -68,7 +70,7 @@ class MlSteerer:
                                              scheduler=cfg.sdxl.scheduler,
                                              variant=models.manifest.entry("sdxl").variant,
                                              skip_finished=cfg.sdxl.skip_finished_controlnets)
-        self.lora_note = self._load_lora(models)
+        self.lora_note = self._load_lora(models, lora)
         log.info("phase2 style LoRA: %s", self.lora_note)
         vram.register(NAME, vram.configure_pipeline(self.pipe))
         if vram.hardware.compile:
@@ -92,7 +94,11 @@ class MlSteerer:
         """End of the step: the pipeline (and the sanitizer's SAM, same manager) leave the device."""
         self.vram.close()
 
-    def _load_lora(self, models: ModelStore) -> str:
+    def _load_lora(self, models: ModelStore, trained: Path | None) -> str:
+        if trained is not None:
+            load_style_lora(self.pipe, trained, self.cfg.lora.scale)
+            self.lora = True
+            return f"{trained.parent.name}/{trained.name} (trained here) at scale {self.cfg.lora.scale}"
         st = models.status("style-lora")
         if st.state is State.MISSING:
             self.lora = False
