@@ -50,7 +50,7 @@ def cmd_doctor(args) -> int:
 
     settings = load_settings(args.config) if args.config else load_settings()
     backends = {p: settings.backend(p) for p in ("phase1", "phase2", "phase3")}
-    checks = run_checks(_store(args), backends)
+    checks = run_checks(_store(args), backends, host_settings=settings.host)
     for c in checks:
         print(f"[{_MARK[c.level]}] {c.topic}: {c.detail}")
     fails = sum(c.level == "fail" for c in checks)

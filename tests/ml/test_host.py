@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
-from host_helpers import ML, arrays, photos, same_but_rounding, thread_host
+from host_helpers import ML, arrays, free_port, photos, same_but_rounding, thread_host
 from v2v_resources.errors import BadInputError, ConfigError
 from v2v_resources.settings import deep_merge, load_settings
 
@@ -142,3 +142,16 @@ def test_probes_auth_and_bad_requests_leave_the_host_up(engines, run_settings, t
                      "v2v_host_vram_bytes", "v2v_host_iou_retries_total", "v2v_host_ready 1.0"):
             assert name in metrics
         assert 'v2v_host_requests_total{outcome="404",phase="clean_plate"} 1.0' in metrics
+
+
+def test_doctor_reports_each_configured_host(engines):
+    """`v2v doctor` lists every host of host.urls: a ready one passes, one nobody serves fails, naming it."""
+    from v2v_resources.models.doctor import check_hosts
+
+    settings = host_settings()
+    assert [c.level for c in check_hosts(settings.host)] == ["ok"]        # none configured: in-process
+    with thread_host(engines, settings) as (url, _):
+        dead = f"http://127.0.0.1:{free_port()}"
+        checks = check_hosts(settings.host.model_copy(update={"urls": [url, dead], "retries": 0}))
+    assert [(c.topic, c.level) for c in checks] == [(f"model host {url}", "ok"), (f"model host {dead}", "fail")]
+    assert "unreachable" in checks[1].detail

@@ -109,8 +109,23 @@ def check_ui_host(host: str | None) -> Check:
                                     "machine; put it behind an authenticating proxy or use 127.0.0.1")
 
 
-def run_checks(store: ModelStore, backends: dict[str, str] | None = None, env: dict | None = None) -> list[Check]:
+def check_hosts(host_settings) -> list[Check]:
+    """Each `v2v host` the settings send GPU work to (host.urls): ready, warming, or unreachable."""
+    if not host_settings.urls:
+        return [Check("ok", "model hosts", "none configured: GPU phases load their engines in each step")]
+    from ..host.client import HostClient
+
+    out = []
+    for url, st in HostClient.from_settings(host_settings.urls, host_settings).status().items():
+        detail = f"{st.get('state')} {st.get('detail') or ''}".strip()
+        out.append(Check("ok" if st.get("ready") else "fail", f"model host {url}", detail))
+    return out
+
+
+def run_checks(store: ModelStore, backends: dict[str, str] | None = None, env: dict | None = None,
+               host_settings=None) -> list[Check]:
     env = os.environ if env is None else env
     return (check_runtime() + check_models(store, backends) + [check_disk(store.root),
                                                      check_dagster(env.get("DAGSTER_HOME")),
-                                                     check_ui_host(env.get("V2V_UI_HOST"))])
+                                                     check_ui_host(env.get("V2V_UI_HOST"))]
+            + (check_hosts(host_settings) if host_settings is not None else []))
