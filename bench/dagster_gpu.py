@@ -203,17 +203,12 @@ def main() -> int:
     import torch
 
     from gpu_throughput import bench_overrides
-    from v2v_resources.models.synthetic import write_models
+    from v2v_resources.models.synthetic import ensure_models
     from v2v_resources.settings import load_settings
 
     cuda = args.device.startswith("cuda")
     work = Path(args.work or tempfile.mkdtemp(prefix="v2v-dagster-gpu-")).resolve()
-    models = work / f"models-{args.scale}"
-    if not (models / "models.yaml").exists():
-        t = time.perf_counter()
-        write_models(models, args.scale, lora=True, device="cuda" if cuda else "cpu",
-                     dtype=torch.float16 if cuda else torch.float32)
-        print(f"models ({args.scale}) written in {time.perf_counter() - t:.1f} s", flush=True)
+    models = ensure_models(work / f"models-{args.scale}", args.scale, cuda)
     size = tuple(int(v) for v in args.size.split("x"))
     overrides = bench_overrides("auto" if cuda else "cpu", None, size, args.steps)
     overrides["host"] = {"port": args.port}

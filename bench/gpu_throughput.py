@@ -309,18 +309,11 @@ def main() -> int:
 
     import torch
 
-    from v2v_resources.models.synthetic import write_models
+    from v2v_resources.models.synthetic import ensure_models
 
     work = Path(args.work or tempfile.mkdtemp(prefix="v2v-bench-"))
-    models = work / f"models-{args.scale}"
     cuda = torch.cuda.is_available() and args.device != "cpu"
-    if not (models / "models.yaml").exists():
-        t = time.perf_counter()
-        write_models(models, args.scale, lora=True, device="cuda" if cuda else "cpu",
-                     dtype=torch.float16 if cuda else torch.float32)
-        if cuda:
-            torch.cuda.empty_cache()
-        print(f"models ({args.scale}) written in {time.perf_counter() - t:.1f} s under {models}", flush=True)
+    models = ensure_models(work / f"models-{args.scale}", args.scale, cuda)
     size = tuple(int(v) for v in args.size.split("x"))
     n = args.warmup + args.images
     if len(list((work / "photos").glob("*.png"))) < n:

@@ -131,20 +131,13 @@ def main() -> int:
     import yaml
 
     from v2v_resources.host.client import HostClient
-    from v2v_resources.models.synthetic import write_models
+    from v2v_resources.models.synthetic import ensure_models
     from v2v_resources.settings import load_settings
     from v2v_resources.storage import Home
 
     cuda = args.device.startswith("cuda")
     work = Path(args.work or tempfile.mkdtemp(prefix="v2v-host-bench-")).resolve()
-    models = work / f"models-{args.scale}"
-    if not (models / "models.yaml").exists():
-        t = time.perf_counter()
-        write_models(models, args.scale, lora=True, device="cuda" if cuda else "cpu",
-                     dtype=torch.float16 if cuda else torch.float32)
-        if cuda:
-            torch.cuda.empty_cache()
-        print(f"models ({args.scale}) written in {time.perf_counter() - t:.1f} s", flush=True)
+    models = ensure_models(work / f"models-{args.scale}", args.scale, cuda)
     size = tuple(int(v) for v in args.size.split("x"))
     n = args.images + 2                 # + the single-photo runs before and after the burst
     over = bench_overrides("cuda" if cuda else "cpu", None, size, args.steps)

@@ -5,18 +5,12 @@ import dagster as dg
 from PIL import Image
 
 from dagster_helpers import drop, materialize_range, tick
+from host_helpers import ML as TINY_ML
+from v2v_resources.settings import deep_merge
 
-ML = {
-    "hardware": {"device": "cpu"},
-    "intake": {"working_long_side": 128},
-    "phase1": {"backend": "ml", "quality": {"min_vehicle_area": 0.0, "max_vehicle_area": 1.0,
-                                            "max_erased_share": 1.0, "min_silhouette_iou": 0.0}},
-    "phase2": {"backend": "ml", "generation_long_side": 64, "sdxl": {"steps": 2},
-               "iou_retry": {"allow_skip_on_failure": True, "max_retries": 0}},
-    "phase3": {"backend": "ml", "output_long_side": 256, "preview_long_side": 128, "esrgan_tile": 32,
-               "esrgan_tile_pad": 4},
-    "phase4": {"trace_long_side": 256, "preview_long_side": 128, "quality": {"min_agreement": 0.0}},
-}
+ML = deep_merge(TINY_ML, {"phase2": {"iou_retry": {"max_retries": 0}},
+                          "phase4": {"trace_long_side": 256, "preview_long_side": 128,
+                                     "quality": {"min_agreement": 0.0}}})
 
 
 def test_whole_chain_with_ml_backends(home, instance, sample_dir, tiny_manifest, monkeypatch, tmp_path):

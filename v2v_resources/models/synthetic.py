@@ -323,3 +323,19 @@ def write_models(root: str | Path, scale: str = "tiny", *, lora: bool | None = N
     manifest = root / "models.yaml"
     manifest.write_text(yaml.safe_dump({"version": 1, "models": models}, sort_keys=False))
     return manifest
+
+
+def ensure_models(root: str | Path, scale: str, cuda: bool) -> Path:
+    """The benchmarks' volume: every model of `scale` with random weights under `root`, written once (fp16 on a
+    GPU) and reused by later runs; returns `root`."""
+    import time
+
+    root = Path(root)
+    if not (root / "models.yaml").exists():
+        t = time.perf_counter()
+        write_models(root, scale, lora=True, device="cuda" if cuda else "cpu",
+                     dtype=torch.float16 if cuda else torch.float32)
+        if cuda:
+            torch.cuda.empty_cache()
+        print(f"models ({scale}) written in {time.perf_counter() - t:.1f} s under {root}", flush=True)
+    return root
