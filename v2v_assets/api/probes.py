@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 
 import dagster as dg
-from dagster._core.definitions.run_request import InstigatorType
-from dagster._core.scheduler.instigation import InstigatorStatus
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -23,9 +21,10 @@ def health() -> dict:
 
 def sensor_check(instance: dg.DagsterInstance, max_tick_age_s: float) -> tuple[bool, str]:
     """Whether the inbox sensor is on and the daemon evaluated it lately (its instigator state and last tick)."""
-    states = [s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
-              if s.name == inbox_sensor.name]
-    running = [s for s in states if s.status in (InstigatorStatus.RUNNING, InstigatorStatus.DECLARED_IN_CODE)]
+    # Compared by value: the instigator enums live in Dagster's private modules.
+    states = [s for s in instance.all_instigator_state()
+              if s.instigator_type.value == "SENSOR" and s.name == inbox_sensor.name]
+    running = [s for s in states if s.status.value in ("RUNNING", "DECLARED_IN_CODE")]
     if not running:
         return False, ("stopped: start it in the Dagster UI" if states
                        else "never evaluated: is dagster-daemon running on this instance?")
