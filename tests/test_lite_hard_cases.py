@@ -118,6 +118,28 @@ def test_text_panel_is_erased_into_the_paint(sanitizer):
     assert iou(sanitizer.silhouette(result.clean, result.vehicle_mask), result.vehicle_mask) >= 0.97
 
 
+def test_plain_plate_panel_is_filled_with_the_paint_round_it():
+    """A blue panel with white characters and no contour strong enough for a plate quadrilateral (its rim is
+    as dark as the panel): the whole panel, not only the glyphs, becomes the body's paint."""
+    img = photo((190, 200, 210), (100, 100, 100))
+    paint = (225, 225, 220)
+    truth = car(img, 100, 440, 420, paint)
+    cv2.rectangle(img, (230, 318), (372, 352), (30, 50, 120), -1)
+    cv2.putText(img, "AM690M", (238, 346), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (235, 235, 235), 2, cv2.LINE_AA)
+    erase, detections = find_text(noisy(img, 5), truth)
+    panel = np.zeros(truth.shape, bool)
+    panel[318:353, 230:373] = True
+    assert any(d["label"] == "license plate" for d in detections)
+    assert erase[panel].mean() > 0.95 and not (erase & ~truth).any()
+    # letters on the body's own paint keep their panel-free erasing: the same text without the panel
+    img2 = photo((190, 200, 210), (100, 100, 100))
+    truth2 = car(img2, 100, 440, 420, paint)
+    cv2.putText(img2, "AM690M", (238, 346), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (30, 50, 120), 2, cv2.LINE_AA)
+    erase2, detections2 = find_text(noisy(img2, 5), truth2)
+    assert detections2 and all(d["label"] == "text" for d in detections2)
+    assert erase2[panel].mean() < 0.6
+
+
 def test_no_text_on_plain_paint():
     img = photo((190, 200, 210), (100, 100, 100))
     truth = car(img, 100, 440, 420, (40, 90, 160))

@@ -19,6 +19,11 @@ MAX_STROKE_SPREAD = 0.65              # std / mean of the stroke width along the
 MIN_LINE_ASPECT = 1.8                 # width / height of a row of at least MIN_LINE characters
 MIN_LINE = 3                          # characters in a row for it to be text
 PLATE_ASPECT = (1.4, 6.5)             # width / height of a plate (EU 4.7, US 2, CN 3.1)
+PLATE_MARGIN = 1.15                   # a plate is at least this many times taller than its text line
+PANEL_REACH = 1.5                     # a panel round a text line ends within this many line heights of it
+PANEL_DELTA_E = 12.0                  # Lab distance from the panel's colour within which a pixel is panel
+PANEL_CONTRAST = 20.0                 # Lab distance between the panel and the paint round it
+PANEL_RIM = 0.3                       # a panel's frame or rim, erased with it, in line heights
 INPAINT_RADIUS = 5
 
 
@@ -93,11 +98,46 @@ def _plates(gray: np.ndarray, lines: list[tuple[int, int, int, int]]) -> list[np
         quad = cv2.approxPolyDP(cv2.convexHull(c), 0.04 * cv2.arcLength(c, True), True)
         if len(quad) != 4 or cv2.contourArea(quad) < 0.6 * w * h:
             continue
-        for lx, ly, lw, lh in lines:   # the plate holds a text line that fills most of its width
-            if x <= lx and lx + lw <= x + w and y <= ly and ly + lh <= y + h and lw >= 0.45 * w and lh >= 0.3 * h:
+        for lx, ly, lw, lh in lines:   # the plate holds a text line that fills most of its width, with a
+            # margin round it (the hull of the glyphs' own edges is no plate)
+            if x <= lx and lx + lw <= x + w and y <= ly and ly + lh <= y + h and lw >= 0.45 * w \
+                    and 0.3 * h <= lh <= h / PLATE_MARGIN:
                 plates.append(quad.reshape(-1, 2))
                 break
     return plates
+
+
+def _panel(lab: np.ndarray, glyphs: np.ndarray, line: tuple[int, int, int, int]) -> np.ndarray | None:
+    """The plain panel a text line is printed on (a plate without a contour of its own, a sticker): the pixels
+    of the panel's colour (the median round the glyphs in the line box) connected to the line, when they end
+    within `PANEL_REACH` line heights of it and differ from the paint round them; None when the letters are on
+    the body's own paint (the region runs on) or no panel differs from the paint."""
+    x, y, w, h = line
+    reach = max(2, round(PANEL_REACH * h))
+    H, W = glyphs.shape
+    wy0, wy1, wx0, wx1 = max(y - reach, 0), min(y + h + reach, H), max(x - reach, 0), min(x + w + reach, W)
+    if wy0 == 0 or wx0 == 0 or wy1 == H or wx1 == W:
+        return None   # the window would leave the vehicle's box: nothing round it to compare with
+    win, ink = lab[wy0:wy1, wx0:wx1], glyphs[wy0:wy1, wx0:wx1] > 0
+    core = np.zeros(ink.shape, bool)
+    core[y - wy0:y - wy0 + h, x - wx0:x - wx0 + w] = True
+    ground = win[core & ~ink]
+    if len(ground) < 8:
+        return None
+    colour = np.median(ground, axis=0)
+    similar = (np.linalg.norm(win - colour, axis=2) < PANEL_DELTA_E).astype(np.uint8)
+    n, regions = cv2.connectedComponents(similar | ink.astype(np.uint8), connectivity=4)
+    touching = np.unique(regions[core & (similar > 0)])
+    panel = np.isin(regions, touching[touching > 0])
+    if not panel.any() or panel[0].any() or panel[-1].any() or panel[:, 0].any() or panel[:, -1].any():
+        return None   # it runs on to the window's edge: the letters are on the paint itself
+    # the paint round it: the window beyond the panel and its rim (a plate's frame is often dark)
+    around = cv2.dilate(panel.astype(np.uint8), np.ones((7, 7), np.uint8)) == 0
+    if around.sum() < 8 or np.linalg.norm(np.median(win[around], axis=0) - colour) < PANEL_CONTRAST:
+        return None
+    out = np.zeros(glyphs.shape, bool)
+    out[wy0:wy1, wx0:wx1] = panel
+    return out
 
 
 def find_text(rgb: np.ndarray, vehicle_mask: np.ndarray) -> tuple[np.ndarray, list[dict]]:
@@ -114,7 +154,7 @@ def find_text(rgb: np.ndarray, vehicle_mask: np.ndarray) -> tuple[np.ndarray, li
         return erase, []
     boxes = np.array([c[1] for c in chars])
     local = np.zeros(inside.shape, np.uint8)
-    detections, line_boxes = [], []
+    detections, line_boxes, line_glyphs = [], [], []
     for group in _lines(boxes, np.array([c[2] for c in chars])):
         glyphs = np.zeros(inside.shape, np.uint8)
         for i in group:
@@ -126,10 +166,27 @@ def find_text(rgb: np.ndarray, vehicle_mask: np.ndarray) -> tuple[np.ndarray, li
         gx0, gy0 = boxes[group, 0].min(), boxes[group, 1].min()
         gx1, gy1 = (boxes[group, 0] + boxes[group, 2]).max(), (boxes[group, 1] + boxes[group, 3]).max()
         line_boxes.append((gx0, gy0, gx1 - gx0, gy1 - gy0))
+        line_glyphs.append(glyphs)
         detections.append({"label": "text", "score": round(min(1.0, len(group) / 6), 3),
                            "box": [int(gx0 + x0), int(gy0 + y0), int(gx1 + x0), int(gy1 + y0)], "kept": True,
                            "why": f"{len(group)} characters in a row"})
-    for quad in _plates(gray, line_boxes):
+    plates = _plates(gray, line_boxes)
+    lab = cv2.cvtColor(rgb[y0:y1, x0:x1].astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    for box, glyph_px in zip(line_boxes, line_glyphs):
+        lx, ly, lw, lh = box
+        if any(cv2.pointPolygonTest(q.astype(np.float32), (lx + lw / 2, ly + lh / 2), False) >= 0 for q in plates):
+            continue   # on a plate found by its contour, erased whole below
+        panel = _panel(lab, glyph_px, box)
+        if panel is None:
+            continue
+        # the panel's frame or rim (a plate holder, a shadow) goes with it, so no blank frame is left
+        k = 2 * max(2, round(PANEL_RIM * lh)) + 1
+        local |= cv2.dilate(panel.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        ys_, xs_ = np.nonzero(panel)
+        detections.append({"label": "license plate", "score": 0.8,
+                           "box": [int(xs_.min() + x0), int(ys_.min() + y0), int(xs_.max() + 1 + x0), int(ys_.max() + 1 + y0)],
+                           "kept": True, "why": "plain panel of another colour round a text line"})
+    for quad in plates:
         cv2.fillPoly(local, [quad.astype(np.int32)], 1)
         qx, qy, qw, qh = cv2.boundingRect(quad.astype(np.int32))
         detections.append({"label": "license plate", "score": 1.0,
