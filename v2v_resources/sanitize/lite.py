@@ -13,8 +13,9 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
   the sills between them or below the lowest tyre (road, shadow) is cut.
 Then band-limited cuts (`silhouette()`, the cut phase I's before/after check and phase II run) refine the
 outline at most `SECOND_PASSES` times until stable; the tyres are added again, and a guided filter snaps
-the outline to the full-size photo's edges. Finally lettering and plates (classical/text.py: MSER
-characters in rows, plate quadrilaterals) are inpainted from the paint round them, and reported.
+the outline to the full-size photo's edges. Finally lettering and plates (classical/text.py: MSER and Otsu
+characters in rows, plate quadrilaterals, plain panels round a line) are inpainted from the paint round them,
+the tallest first while the erased share stays within `quality.max_erased_share`, and reported.
 """
 from __future__ import annotations
 

@@ -1,13 +1,14 @@
 """Lettering and licence plates on the vehicle, found without weights, and erased into the paint round them.
 
 Characters: MSER regions of the lightness and of its negative (dark-on-light and light-on-dark lettering)
-inside the vehicle, kept when they are character-shaped (size against the vehicle, aspect, fill) and have a
+inside the vehicle, and the larger connected components of its Otsu threshold (big bold lettering), kept when they are character-shaped (size against the vehicle, aspect, fill) and have a
 steady stroke width (distance-transform ridge: its spread is small against its mean). A lone letter-like
 blob is common on a car (a bolt, a lamp segment), so only rows of at least `MIN_LINE` similar characters
 side by side count as text. Plates: a bright or strongly coloured convex quadrilateral of plate proportions
-that holds such a text line. Erasing: the characters' own pixels, dilated by their stroke, and whole plates
-are filled by Telea's fast-marching inpainting from the pixels round them, so text becomes the surrounding
-paint rather than a blank box.
+that holds such a text line, or else the plain panel of another colour a text line sits on. Erasing: the
+characters' own pixels, dilated by their stroke, and whole plates and panels with their rim are filled by
+Telea's fast-marching inpainting from the pixels round them, so text becomes the surrounding paint rather
+than a blank box.
 """
 from __future__ import annotations
 
