@@ -3,7 +3,7 @@
     .venv/bin/python bench/real_photos.py [--photos DIR] [--samples 12] [--out bench/out]
 
 Each photo of DIR (default `../shared/eval/real-dev/` next to the repository, or $V2V_REAL_DEV) goes through
-`phases.run_photo` → `run_clean_plate` → `run_illustration` → `run_palette_raster` → `run_vector_svg` with
+the registered phases (photo → clean_plate → illustration → palette_raster → vector_svg) with
 every phase on its lite backend, as `v2v process --backend lite` runs them. Per photo it reports:
 - whether every on-vehicle point of `points.tsv` is opaque and every off-vehicle point transparent in the
   final preview (a point counts as opaque when most of a ±1 %-of-the-long-side window round it is);
@@ -34,15 +34,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from v2v_resources import imaging, phases  # noqa: E402
-from v2v_resources.backends import make_sanitizer, make_steerer, make_upscaler  # noqa: E402
-from v2v_resources.chroma.raster import PaletteRasterEngine  # noqa: E402
+from v2v_resources import imaging  # noqa: E402
 from v2v_resources.errors import V2VError  # noqa: E402
-from v2v_resources.palette import Palette  # noqa: E402
+from v2v_resources.phases import REGISTRY, Engines  # noqa: E402
 from v2v_resources.samples import draw_sample  # noqa: E402
 from v2v_resources.settings import load_settings  # noqa: E402
 from v2v_resources.storage import Home  # noqa: E402
-from v2v_resources.vector.engine import Vectorizer  # noqa: E402
 
 BACKDROP = (40, 170, 110)     # the preview is shown on this green: a white or a black body must stay visible
 SHEET_ROW_HEIGHT = 360
@@ -67,36 +64,26 @@ def read_points(tsv: Path) -> dict[str, dict]:
     return out
 
 
-def run_chain(src: Path, settings, palette: Palette, cache: Path) -> dict:
-    """The five phases on one file, as `v2v process` chains them; blocking failures are recorded, not raised,
-    so that later phases still show what they make of it."""
+def run_chain(src: Path, engines: Engines) -> dict:
+    """The registered phases on one file, as `v2v process` chains them; blocking failures are recorded, not
+    raised, so that later phases still show what they make of it."""
     with tempfile.TemporaryDirectory(prefix="v2v-bench-") as tmp:
         home = Home(Path(tmp)).ensure()
-        key = imaging.partition_key(src.name, imaging.file_hash(src))
+        key = imaging.partition_key(src.name, imaging.content_hash(src.read_bytes()))
         staged = home.path("photo", key, "source" + src.suffix.lower())
         staged.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, staged)
-        sanitizer = make_sanitizer(settings)
-        chain = [
-            ("photo", lambda: phases.run_photo(home, key, settings)),
-            ("clean_plate", lambda: phases.run_clean_plate(home, key, settings, sanitizer)),
-            ("illustration", lambda: phases.run_illustration(home, key, settings, make_steerer(settings, sanitizer))),
-            ("palette_raster", lambda: phases.run_palette_raster(home, key, settings, PaletteRasterEngine(
-                settings.phase3, palette, make_upscaler(settings), cache), palette)),
-            ("vector_svg", lambda: phases.run_vector_svg(home, key, settings,
-                                                         Vectorizer(settings.phase4, palette, cache), palette)),
-        ]
         res: dict = {"failed": [], "seconds": {}, "metadata": {}}
         t0 = time.perf_counter()
-        for name, step in chain:
+        for phase in REGISTRY:
             try:
-                outcome = step()
+                outcome = phase.run(home, key, engines.settings, engines.get(phase.name))
             except V2VError as e:
-                res["failed"].append(f"{name}: {e}")
+                res["failed"].append(f"{phase.name}: {e}")
                 break
-            res["seconds"][name] = outcome.seconds
-            res["metadata"][name] = outcome.metadata
-            res["failed"] += [f"{name}: {c.name}: {c.description}" for c in outcome.failed_checks]
+            res["seconds"][phase.name] = outcome.seconds
+            res["metadata"][phase.name] = outcome.metadata
+            res["failed"] += [f"{phase.name}: {c.name}: {c.description}" for c in outcome.failed_checks]
         res["total_s"] = time.perf_counter() - t0
         for asset, name, field in (("photo", "photo.png", "photo"), ("clean_plate", "clean.png", "clean"),
                                    ("clean_plate", "vehicle_mask.png", "mask")):
@@ -186,9 +173,8 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default=None)
     args = ap.parse_args(argv)
 
-    settings = load_settings(args.config, overrides={p: {"backend": "lite"} for p in ("phase1", "phase2", "phase3")})
-    palette = Palette.from_choice(settings.palette)
-    cache = Home.from_env().ensure().cache
+    settings = load_settings(args.config, overrides={p.backend_section: {"backend": "lite"} for p in REGISTRY if p.backend_section})
+    engines = Engines(settings, Home.from_env().ensure().cache)
     args.out.mkdir(parents=True, exist_ok=True)
     have_ocr = shutil.which("tesseract") is not None
     points = read_points(args.photos / "points.tsv") if (args.photos / "points.tsv").is_file() else {}
@@ -201,7 +187,7 @@ def main(argv=None) -> int:
     rows, results = [], []
     for src in photos:
         pts = points.get(src.name, {"on": [], "off": [], "text": []})
-        r = run_chain(src, settings, palette, cache)
+        r = run_chain(src, engines)
         alpha = r["preview"][..., 3] if r["preview"] is not None else None
         on_ok = sum(opaque_at(alpha, x, y) for x, y in pts["on"]) if alpha is not None else 0
         off_ok = sum(not opaque_at(alpha, x, y) for x, y in pts["off"]) if alpha is not None else 0
@@ -231,7 +217,7 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             p = Path(tmp) / f"sample_{seed:03d}.png"
             imaging.save_png(p, rgb)
-            r = run_chain(p, settings, palette, cache)
+            r = run_chain(p, engines)
         mask = r.get("mask")
         ious.append(imaging.iou(mask, truth) if mask is not None else 0.0)
         print(f"sample {seed}: phase I IoU {ious[-1]:.4f}, I {r['seconds'].get('clean_plate', 0):.2f} s, "

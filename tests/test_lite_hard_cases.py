@@ -118,10 +118,50 @@ def test_text_panel_is_erased_into_the_paint(sanitizer):
     assert iou(sanitizer.silhouette(result.clean, result.vehicle_mask), result.vehicle_mask) >= 0.97
 
 
+def test_plain_plate_panel_is_filled_with_the_paint_round_it():
+    """A blue panel with white characters and no contour strong enough for a plate quadrilateral (its rim is
+    as dark as the panel): the whole panel, not only the glyphs, becomes the body's paint."""
+    img = photo((190, 200, 210), (100, 100, 100))
+    paint = (225, 225, 220)
+    truth = car(img, 100, 440, 420, paint)
+    cv2.rectangle(img, (230, 318), (372, 352), (30, 50, 120), -1)
+    cv2.putText(img, "AM690M", (238, 346), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (235, 235, 235), 2, cv2.LINE_AA)
+    erase, detections, parts = find_text(noisy(img, 5), truth)
+    panel = np.zeros(truth.shape, bool)
+    panel[318:353, 230:373] = True
+    assert any(d["label"] == "license plate" for d in detections)
+    assert erase[panel].mean() > 0.95 and not (erase & ~truth).any()
+    # letters on the body's own paint keep their panel-free erasing: the same text without the panel
+    img2 = photo((190, 200, 210), (100, 100, 100))
+    truth2 = car(img2, 100, 440, 420, paint)
+    cv2.putText(img2, "AM690M", (238, 346), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (30, 50, 120), 2, cv2.LINE_AA)
+    erase2, detections2, _ = find_text(noisy(img2, 5), truth2)
+    assert detections2 and all(d["label"] == "text" for d in detections2)
+    assert erase2[panel].mean() < 0.6
+
+
+def test_big_bold_lettering_and_the_erase_bound(sanitizer):
+    """Lettering tall and bold enough to be wider than high (a box truck's brand name) is found and erased
+    first; small print beyond the erase bound is reported, not erased, and the bound holds."""
+    img = photo((190, 200, 210), (100, 100, 100))
+    truth = car(img, 60, 520, 440, (230, 190, 40))
+    cv2.putText(img, "MWKE", (200, 350), cv2.FONT_HERSHEY_TRIPLEX, 2.0, (30, 30, 30), 11, cv2.LINE_AA)
+    for i, y in enumerate((372, 390)):
+        cv2.putText(img, "RENTALS 1 800 4952"[i:], (190, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (30, 30, 30), 1, cv2.LINE_AA)
+    img = noisy(img, 6)
+    big = (slice(300, 356), slice(195, 420))
+    erase, detections, parts = find_text(img, truth)
+    assert erase[big].mean() > 0.3 and any(d["box"][3] - d["box"][1] >= 40 for d in detections)
+    budget = 0.9 * erase.sum()   # less than all of it: the tallest lettering must come first
+    kept = GrabCutSanitizer._within_budget(erase, detections, parts, budget)
+    assert 0 < kept.sum() <= budget and kept[big].sum() >= 0.9 * erase[big].sum()
+    assert any(not d["kept"] for d in detections) and all(d["kept"] for d in detections if d["box"][3] - d["box"][1] >= 40)
+
+
 def test_no_text_on_plain_paint():
     img = photo((190, 200, 210), (100, 100, 100))
     truth = car(img, 100, 440, 420, (40, 90, 160))
-    erase, detections = find_text(noisy(img, 4), truth)
+    erase, detections, parts = find_text(noisy(img, 4), truth)
     assert not erase.any() and detections == []
 
 

@@ -13,8 +13,9 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
   the sills between them or below the lowest tyre (road, shadow) is cut.
 Then band-limited cuts (`silhouette()`, the cut phase I's before/after check and phase II run) refine the
 outline at most `SECOND_PASSES` times until stable; the tyres are added again, and a guided filter snaps
-the outline to the full-size photo's edges. Finally lettering and plates (classical/text.py: MSER
-characters in rows, plate quadrilaterals) are inpainted from the paint round them, and reported.
+the outline to the full-size photo's edges. Finally lettering and plates (classical/text.py: MSER and Otsu
+characters in rows, plate quadrilaterals, plain panels round a line) are inpainted from the paint round them,
+the tallest first while the erased share stays within `quality.max_erased_share`, and reported.
 """
 from __future__ import annotations
 
@@ -97,13 +98,8 @@ class GrabCutSanitizer:
         if not mask.any():
             raise QualityError("no vehicle found: the mask is empty", phase=PHASE,
                                fix="frame the vehicle away from the photo's edges, or use the ml backend")
-        erased, detections = find_text(rgb, mask)
-        share = erased.sum() / mask.sum()
-        if share > self.cfg.quality.max_erased_share:
-            # a vehicle covered in lettering: erasing all of it would leave no paint to fill from
-            erased[:] = False
-            for d in detections:
-                d.update(kept=False, why=d["why"] + f"; not erased: text covers {share:.0%} of the vehicle")
+        erased, detections, parts = find_text(rgb, mask)
+        erased = self._within_budget(erased, detections, parts, self.cfg.quality.max_erased_share * mask.sum())
         clean = inpaint(rgb, erased)
         if erased.any() and iou(self.silhouette(clean, mask), mask) < self.cfg.quality.min_silhouette_iou:
             # phase I's check measures the outline this cut finds in the clean plate; where it cannot find
@@ -120,6 +116,23 @@ class GrabCutSanitizer:
                      "erased_share": round(float(erased.sum() / mask.sum()), 4),
                      "vehicle_area": round(float(mask.mean()), 4),
                      "seconds": round(time.perf_counter() - t0, 3)})
+
+    @staticmethod
+    def _within_budget(erased: np.ndarray, detections: list[dict], parts: list[np.ndarray], budget: float) -> np.ndarray:
+        """A vehicle covered in lettering (a box truck's door): erasing all of it would leave too little paint
+        to fill from, so the tallest lines go first (they stay readable in a flat illustration; small print
+        is smoothed away by phase II) until `budget` pixels are erased; the rest is reported not erased."""
+        if erased.sum() <= budget:
+            return erased
+        share = erased.sum() / budget
+        kept = np.zeros_like(erased)
+        for i in sorted(range(len(detections)), key=lambda i: detections[i]["box"][1] - detections[i]["box"][3]):
+            d, grown = detections[i], kept | parts[i]
+            if grown.sum() > budget:
+                d.update(kept=False, why=d["why"] + f"; not erased: all lettering is {share:.1f}x the erase bound")
+            else:
+                kept = grown
+        return kept
 
     def silhouette(self, rgb: np.ndarray, hint: np.ndarray) -> np.ndarray:
         """The vehicle in `rgb` (e.g. a phase-II illustration), found by GrabCut prompted by `hint`."""
