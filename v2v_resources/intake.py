@@ -13,7 +13,6 @@ and the image atomically into the inbox, so the sensor takes both together.
 from __future__ import annotations
 
 import glob
-import hashlib
 import io
 import json
 import os
@@ -27,7 +26,7 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 
 from .errors import BadInputError
-from .imaging import partition_key, safe_stem
+from .imaging import content_hash, partition_key, safe_stem
 from .settings import Intake as IntakeSettings
 from .storage import TMP_PREFIX, Home, sha256_file, write_bytes_atomic, write_json_atomic, write_text_atomic
 
@@ -297,7 +296,7 @@ def submit(home: Home, data: bytes, name: str, options: dict, limits: IntakeSett
         raise BadInputError(f"{w}x{h} is outside the intake limits (at most {limits.max_pixels:,} pixels, "
                             f"sides at least {limits.min_side} px, aspect ratio at most {limits.max_aspect_ratio})",
                             file=name, phase="intake", fix="resize or crop the photo")
-    digest = hashlib.sha256(data).hexdigest()
+    digest = content_hash(data)
     idx = _index_path(home, digest)
     key, first = _claim(idx, partition_key(name, digest))
     # Inbox first, then storage: the sensor moves it from one to the other atomically.

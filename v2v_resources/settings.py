@@ -37,9 +37,11 @@ def _output_affecting(model: BaseModel) -> dict[str, Any]:
         if (info.json_schema_extra or {}).get("operational"):
             continue
         value = getattr(model, name)
-        out[name] = _output_affecting(value) if isinstance(value, BaseModel) else \
-            [_output_affecting(v) if isinstance(v, BaseModel) else v for v in value] if isinstance(value, list) \
-            else value
+        if isinstance(value, BaseModel):
+            value = _output_affecting(value)
+        elif isinstance(value, list):
+            value = [_output_affecting(v) if isinstance(v, BaseModel) else v for v in value]
+        out[name] = value
     return out
 
 

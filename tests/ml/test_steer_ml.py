@@ -12,10 +12,8 @@ from v2v_resources.steer.ml import MlSteerer, attempt_weights, on_background  # 
 
 def _with(steerer, **iou_retry):
     """The same engine (same loaded pipeline) under another phase-2 iou_retry config."""
-    cfg = steerer.cfg.model_copy(update={"iou_retry": steerer.cfg.iou_retry.model_copy(update=iou_retry)})
-    twin = object.__new__(MlSteerer)
-    twin.__dict__.update(steerer.__dict__, cfg=cfg)
-    return twin
+    return steerer.with_config(steerer.cfg.model_copy(
+        update={"iou_retry": steerer.cfg.iou_retry.model_copy(update=iou_retry)}))
 
 
 def test_generation_size_controls_and_retries(ml_steerer, car):

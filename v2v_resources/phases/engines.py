@@ -7,7 +7,6 @@ when an ml engine is built, so the lite path never imports torch.
 """
 from __future__ import annotations
 
-import logging
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,21 +17,15 @@ from ..settings import Settings
 if TYPE_CHECKING:
     from ..models.verify import ModelStore
     from ..storage import Home
-    from .base import Phase
     from ..vram import VramManager
-    from .registry import Registry
-
-log = logging.getLogger(__name__)
+    from .base import Phase
 
 
 class Engines:
-    def __init__(self, settings: Settings, cache_dir: Path, *, registry: "Registry | None" = None,
-                 models_root: Path | None = None, manifest: Path | None = None, home: "Home | None" = None):
+    def __init__(self, settings: Settings, cache_dir: Path, *, models_root: Path | None = None,
+                 manifest: Path | None = None, home: "Home | None" = None):
         """`home`: where engines find what the pipeline made itself (a style LoRA trained by `style_lora`)."""
-        from . import REGISTRY
-
         self.settings, self.cache_dir, self.home = settings, Path(cache_dir), home
-        self.registry = registry or REGISTRY
         self.models_root, self.manifest = models_root, manifest
         self._built: dict[str, Any] = {}
         if settings.hardware.cpu_threads:
@@ -59,7 +52,10 @@ class Engines:
 
     def get(self, phase: "Phase | str") -> Any:
         """The engine of `phase` (a registered name, or a Phase object, e.g. one not in the default registry)."""
-        phase = self.registry[phase] if isinstance(phase, str) else phase
+        if isinstance(phase, str):
+            from . import REGISTRY
+
+            phase = REGISTRY[phase]
         if phase.name not in self._built:
             self._built[phase.name] = phase.engine(self) if phase.engine else None
         return self._built[phase.name]
