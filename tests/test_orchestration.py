@@ -139,6 +139,22 @@ def test_gpu_pool_and_instance_config(tmp_path):
         assert inst.get_concurrency_config().pool_config.default_pool_limit == 1
         assert inst.run_monitoring_enabled
         assert inst.run_monitoring_settings["free_slots_after_run_end_seconds"] == 30
+        assert inst.get_concurrency_config().run_queue_config.max_concurrent_runs == 3
+        assert inst.run_coordinator.dequeue_interval_seconds == 1
+
+
+def test_steps_run_in_the_run_process_when_model_hosts_serve_the_gpu_phases():
+    from v2v_assets.definitions import build_definitions, executor_for
+
+    def executor(**resource_args):
+        return build_definitions(**resource_args).resolve_job_def("process_images").executor_def
+
+    assert executor() is dg.multi_or_in_process_executor        # each step loads (and frees) its own models
+    assert executor(hosts=["http://127.0.0.1:8765"]) is dg.in_process_executor     # thin clients
+    hosted = load_settings(overrides={"host": {"urls": ["http://127.0.0.1:8765"]}})
+    assert executor_for(hosted) is dg.in_process_executor
+    named = deep_merge(hosted.model_dump(mode="json"), {"orchestration": {"executor": "multiprocess"}})
+    assert executor_for(load_settings(overrides=named)) is dg.multi_or_in_process_executor
 
 
 def test_thumbnails_are_small_data_uris(home, instance, sample_dir):

@@ -1,13 +1,15 @@
 """The production instance, end to end: configs/dagster-postgres.yaml on a real PostgreSQL server, the real
 `dagster-daemon`, six photos dropped into the inbox. The inbox sensor turns them into three batch runs of two;
 the queued run coordinator launches all three at once; every partition of every asset is materialised exactly
-once, none is lost.
+once, none is lost. A run beyond those three may only be the automation sensor carrying on a key that failed
+(its reason is recorded as an observation, and printed as a warning here).
 
 `make test-postgres` installs dagster-postgres, starts a server (scripts/start_postgres.sh) and sets V2V_PG_URL;
 without it this test skips, so that `make test` needs no server."""
 import json
 import os
 import time
+import warnings
 from collections import Counter
 from contextlib import closing
 from urllib.parse import urlsplit
@@ -73,16 +75,26 @@ def test_three_concurrent_batches_through_the_daemon(home, tmp_path, pg_env):
         assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
         assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
         daemon.wait_for(lambda: len(instance.get_runs()) >= IMAGES // BATCH, 120, "three runs from the sensor")
-        daemon.wait_for(lambda: all(r.is_finished for r in instance.get_runs()), 420, "the three runs to end")
-        records = instance.get_run_records()
+        daemon.wait_for(lambda: len(instance.get_materialized_partitions(dg.AssetKey(ASSETS[-1]))) == IMAGES
+                        and all(r.is_finished for r in instance.get_runs()), 420, "every SVG, and the runs to end")
+        all_records = instance.get_run_records()
         keys = instance.get_dynamic_partitions("images")
         materialized = {a: Counter(r.partition_key for r in instance.fetch_materializations(
             dg.AssetKey(a), limit=1000).records) for a in ASSETS}
+        failures = [(a, o.partition_key, o.asset_observation.metadata["reason"].value)
+                    for a in ASSETS for o in instance.fetch_observations(dg.AssetKey(a), limit=1000).records
+                    if "reason" in o.asset_observation.metadata]
         claimed = instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
 
+    records = [r for r in all_records if r.dagster_run.tags.get("dagster/sensor_name") == "inbox_sensor"]
+    follow_ups = [r for r in all_records if r not in records]
+    for f in failures:
+        warnings.warn(f"a key failed and was carried on by the automation sensor: {f}")
+    assert not follow_ups or failures, ("a run beyond the inbox sensor's, with no failed key to carry on",
+                                        [(r.dagster_run.tags, r.dagster_run.asset_selection) for r in follow_ups])
+    assert {r.dagster_run.tags.get("dagster/sensor_name") for r in follow_ups} <= {"v2v_automation"}
     assert len(keys) == IMAGES
     assert sorted(r.dagster_run.status.value for r in records) == ["SUCCESS"] * 3, daemon.tail()
-    assert {r.dagster_run.tags.get("dagster/sensor_name") for r in records} == {"inbox_sensor"}
     ranges = sorted((keys.index(r.dagster_run.tags[RANGE_START]), keys.index(r.dagster_run.tags[RANGE_END]))
                     for r in records)
     assert ranges == [(0, 1), (2, 3), (4, 5)]  # three batches of two, covering every key once
@@ -97,7 +109,7 @@ def test_three_concurrent_batches_through_the_daemon(home, tmp_path, pg_env):
     db_url = urlsplit(PG_URL)._replace(path="/" + pg_env["DAGSTER_PG_DB"]).geturl()
     with closing(psycopg2.connect(db_url)) as conn, conn.cursor() as cur:
         cur.execute("select count(*) from runs")
-        assert cur.fetchone()[0] == 3
+        assert cur.fetchone()[0] == len(all_records)
         cur.execute("select count(*) from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION'")
         assert cur.fetchone()[0] == IMAGES * len(ASSETS)
     assert not list(dh.rglob("*.db")), "SQLite files next to a Postgres instance"

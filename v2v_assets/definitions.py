@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from v2v_resources.phases import REGISTRY, Registry
-from v2v_resources.settings import load_settings
+from v2v_resources.settings import Settings, load_settings
 
 from .assets import GROUP, phase_assets
 from .jobs import batch_job
@@ -19,6 +19,16 @@ def build_resources(home_root: str = "", *, hosts: list[str] | None = None, **co
     home = V2VHome(root=home_root)
     return {"v2v_home": home, "v2v_config": V2VConfig(**config), "engines": ModelEngines(v2v_home=home),
             "gpu_models": GpuModels(v2v_home=home, hosts=hosts or [])}
+
+
+def executor_for(settings: Settings, hosts: list[str] | None = None) -> dg.ExecutorDefinition:
+    """`orchestration.executor`; auto: in_process when GPU steps go to model hosts (each step is then a thin
+    client, and a process per step only adds its launch: seconds per step, bench/dagster_gpu.py), else
+    multiprocess (each step's own process loads its models and frees the VRAM when it exits)."""
+    choice = settings.orchestration.executor
+    if choice == "auto":
+        choice = "in_process" if hosts or settings.host.urls else "multiprocess"
+    return dg.in_process_executor if choice == "in_process" else dg.multi_or_in_process_executor
 
 
 def build_definitions(registry: Registry = REGISTRY, **resource_args) -> dg.Definitions:
@@ -36,6 +46,7 @@ def build_definitions(registry: Registry = REGISTRY, **resource_args) -> dg.Defi
                 default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30),
         ],
         resources=build_resources(**resource_args),
+        executor=executor_for(settings, resource_args.get("hosts")),
     )
 
 

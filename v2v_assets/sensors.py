@@ -89,7 +89,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@dg.sensor(job_name=JOB_NAME, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING,
+# A tick lists the inbox and reads a few run records: cheap enough that a dropped photo need not wait long.
+@dg.sensor(job_name=JOB_NAME, minimum_interval_seconds=3, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Watches $V2V_HOME/inbox: adds a partition per new image and requests one batch run.")
 def inbox_sensor(context: dg.SensorEvaluationContext, v2v_home: V2VHome, v2v_config: V2VConfig):
     home, settings = v2v_home.home, v2v_config.settings

@@ -284,6 +284,7 @@ class Api(_Strict):
 
 
 class Orchestration(_Strict):
+    executor: Literal["auto", "multiprocess", "in_process"] = operational()
     max_runtime_s: int = Field(gt=0)
     nightly_cron: str
     nightly_max_images: int = Field(ge=1)

@@ -12,6 +12,7 @@ import gc
 import importlib.util
 import itertools
 import logging
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -82,6 +83,7 @@ class VramManager:
         if self.is_cuda:
             self.budget_gb = hardware.max_vram_gb or max((total_gb or 0) - hardware.reserve_vram_gb, 0.5)
         self._slots: dict[str, _Slot] = {}
+        self._lock = threading.RLock()       # a model host's request threads share one manager
         self._clock = itertools.count(1)
         self.image_peaks_gb: list[float] = []
         self.events: list[str] = []          # what the manager did (moves, OOM recoveries), for metadata
@@ -102,17 +104,18 @@ class VramManager:
 
     def acquire(self, name: str) -> Any:
         """Make `name` usable on the device now, moving least-recently-needed models out if over budget."""
-        slot = self._slots[name]
-        slot.last_used = next(self._clock)
-        if slot.on_device:
-            return slot.model
-        if self.budget_gb is not None:
-            self._make_room(slot.size_gb, keep=name)
-            if slot.size_gb > self.budget_gb and self._offload(name, "larger than the budget"):
+        with self._lock:
+            slot = self._slots[name]
+            slot.last_used = next(self._clock)
+            if slot.on_device:
                 return slot.model
-        slot.model.to(self.device)
-        slot.on_device = True
-        return slot.model
+            if self.budget_gb is not None:
+                self._make_room(slot.size_gb, keep=name)
+                if slot.size_gb > self.budget_gb and self._offload(name, "larger than the budget"):
+                    return slot.model
+            slot.model.to(self.device)
+            slot.on_device = True
+            return slot.model
 
     def _make_room(self, need_gb: float, keep: str) -> None:
         while self.used_gb + need_gb > self.budget_gb:
@@ -123,9 +126,10 @@ class VramManager:
             self.move_to_cpu(min(others)[1], "over the VRAM budget")
 
     def move_to_cpu(self, name: str, why: str) -> None:
-        slot = self._slots[name]
-        slot.model.to("cpu")
-        slot.on_device = False
+        with self._lock:
+            slot = self._slots[name]
+            slot.model.to("cpu")
+            slot.on_device = False
         self._note(f"{name} -> cpu ({why})")
         self.empty_cache()
 

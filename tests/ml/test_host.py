@@ -95,6 +95,52 @@ def test_concurrent_requests_share_sdxl_calls_and_retries_rejoin_later_batches(e
     assert 'v2v_host_requests_total{outcome="ok",phase="illustration"} 4.0' in metrics
 
 
+def test_phase_one_of_two_requests_interleaves_and_sam_keeps_each_embedding(engines, run_settings, car,
+                                                                          monkeypatch, tmp_path):
+    """Each phase-I model has a lock of its own: while one request is inside LaMa, another runs GroundingDINO
+    (a lock around the whole of phase I would make the second wait for the first to finish). SAM keeps the
+    embedding of each image in flight, so interleaved requests encode each image once."""
+    view = engines.view(run_settings, tmp_path)
+    detector, segmenter, inpainter = (getattr(engines.sanitizer, p)._engine
+                                      for p in ("detector", "segmenter", "inpainter"))
+    in_lama, other_detected = threading.Event(), threading.Event()
+    inpaint, detect = inpainter.inpaint, detector.detect
+
+    def slow_inpaint(*a, **k):
+        if not in_lama.is_set():        # the first request to get here waits for the other's GroundingDINO
+            in_lama.set()
+            other_detected.wait(60)
+        return inpaint(*a, **k)
+
+    def watched_detect(*a, **k):
+        if in_lama.is_set():
+            other_detected.set()
+        return detect(*a, **k)
+
+    monkeypatch.setattr(inpainter, "inpaint", slow_inpaint)
+    monkeypatch.setattr(detector, "detect", watched_detect)
+    rgb, _ = car
+    images = [rgb, np.ascontiguousarray(rgb[:, ::-1])]
+    encodes = []
+    hook = segmenter.vram.acquire("sam").image_encoder.register_forward_hook(lambda *_: encodes.append(1))
+    try:
+        results = [None, None]
+        threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, view.sanitizer.sanitize(images[i])))
+                   for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert other_detected.is_set(), "the second request's GroundingDINO waited for the first one's LaMa"
+        assert all(r is not None and r.clean.shape == rgb.shape for r in results)
+        assert len(encodes) == 2                  # vehicle box and part boxes of each image on one embedding
+        for img in images:                        # both embeddings are still there for a silhouette
+            view.sanitizer.silhouette(img, results[0].vehicle_mask)
+        assert len(encodes) == 2
+    finally:
+        hook.remove()
+
+
 def test_a_batch_gives_each_image_what_a_call_of_its_own_gives(engines, car):
     st = engines.steerer
     rgb, mask = car

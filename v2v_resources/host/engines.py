@@ -3,9 +3,11 @@
 A request brings its run's settings. What was fixed when the models loaded (backends, precision, attention,
 compile, scheduler, skipped ControlNets, LoRA scale) must match the host's; everything else (thresholds,
 prompts, steps, retries, palette, output sizes) comes from the request, through cheap config views of the
-same loaded models. Models that two requests could use at once from different threads sit behind a lock:
-GroundingDINO + SAM + LaMa (SAM also draws the phase-II silhouettes) and ESRGAN; the steerer locks its depth
-model and tokenizers itself, and SDXL runs only on the batcher's thread.
+same loaded models. Every model that two requests could use at once from different threads sits behind a lock
+of its own: GroundingDINO, SAM (which also draws the phase-II silhouettes), LaMa and ESRGAN; the steerer locks
+its depth model and tokenizers itself, and SDXL runs only on the batcher's thread. Per-model locks let the
+phase I of several requests interleave (one in LaMa while another is in GroundingDINO, each on its thread's
+CUDA stream) and keep phase I's CPU work (pre- and post-processing, mask morphology) outside every lock.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from ..storage import Home
 
 log = logging.getLogger(__name__)
 PHASE = "host"
+PHASE1_MODELS = {"detector": ("detect",), "segmenter": ("masks",), "inpainter": ("inpaint",)}
 
 
 def load_fingerprint(s: Settings) -> dict:
@@ -102,12 +105,12 @@ class ResidentEngines:
         kit = Engines(settings, Path("."), models_root=models_root, manifest=manifest, home=home or Home.from_env())
         kit.__dict__["vram"] = self.vram = VramManager(settings.hardware, device=device)
         self.sanitizer = kit.get("clean_plate")
-        for part in ("detector", "segmenter", "inpainter"):     # ml: load now, not inside the first request
-            getattr(self.sanitizer, part, None)
+        for part, methods in PHASE1_MODELS.items():    # ml: loaded now, not inside the first request (lite: none)
+            if hasattr(type(self.sanitizer), part):
+                vars(self.sanitizer)[part] = _Locked(getattr(self.sanitizer, part), threading.Lock(), methods)
         self.steerer = kit.get("illustration")
         self.upscaler = make_upscaler(settings, models_root, manifest=manifest, vram=self.vram)
-        self.phase1_lock, self.esrgan_lock = threading.Lock(), threading.Lock()
-        self.upscaler_view = _Locked(self.upscaler, self.esrgan_lock, ("upscale",))
+        self.upscaler_view = _Locked(self.upscaler, threading.Lock(), ("upscale",))
         self.batcher = None
         self.metrics = None
         self._views: OrderedDict[str, EngineView] = OrderedDict()
@@ -149,9 +152,8 @@ class ResidentEngines:
     def _build(self, s: Settings, cache_dir: Path) -> EngineView:
         from ..chroma.raster import PaletteRasterEngine
 
-        san = copy.copy(self.sanitizer)
+        san = copy.copy(self.sanitizer)     # shares the locked models; only the config is the request's
         san.cfg = s.phase1
-        san = _Locked(san, self.phase1_lock, ("sanitize", "silhouette"))
         if hasattr(self.steerer, "with_config"):
             steer = _BatchedSteerer(self.steerer.with_config(s.phase2, sanitizer=san), self.batcher, self.metrics)
         else:                               # lite: no models, nothing to batch

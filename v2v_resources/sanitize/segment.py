@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 import re
 from functools import partial
 from pathlib import Path
@@ -13,6 +14,7 @@ from ..errors import EngineError
 from ..vram import VramManager
 
 NAME = "sam"
+EMBEDDINGS_KEPT = 4
 _P = "image_encoder."
 
 
@@ -65,7 +67,9 @@ class SamSegmenter:
         self.vram = vram
         sd = torch.load(path, map_location="cpu", weights_only=True)
         vram.register(NAME, sam_from_state_dict(sd))
-        self._predictor, self._embedded = None, None      # the last image's embedding, reused for its boxes
+        # the latest images' embeddings (a few MB each), reused for their boxes: in a model host the requests of
+        # several images interleave between one image's vehicle box and its part boxes
+        self._predictors: OrderedDict[tuple, object] = OrderedDict()
 
     def _predictor_for(self, sam, rgb: np.ndarray):
         """A predictor holding `rgb`'s embedding: the vehicle and then its parts are boxes on one image, and
@@ -73,12 +77,15 @@ class SamSegmenter:
         from segment_anything import SamPredictor
 
         key = (rgb.shape, hashlib.blake2b(np.ascontiguousarray(rgb).data, digest_size=16).digest(),
-               next(sam.parameters()).device)      # moved by the VRAM manager: the embedding must follow
-        if self._predictor is None or self._predictor.model is not sam or self._embedded != key:
-            self._predictor, self._embedded = SamPredictor(sam), None
-            self._predictor.set_image(np.ascontiguousarray(rgb), image_format="RGB")
-            self._embedded = key
-        return self._predictor
+               next(sam.parameters()).device, id(sam))   # moved by the VRAM manager: the embedding must follow
+        predictor = self._predictors.pop(key, None)
+        if predictor is None:
+            predictor = SamPredictor(sam)
+            predictor.set_image(np.ascontiguousarray(rgb), image_format="RGB")
+        self._predictors[key] = predictor
+        while len(self._predictors) > EMBEDDINGS_KEPT:
+            self._predictors.popitem(last=False)
+        return predictor
 
     def masks(self, rgb: np.ndarray, boxes: np.ndarray, *, multimask: bool = True) -> np.ndarray:
         """One bool H×W mask per box (N×H×W): of SAM's candidates, the one it scores best."""
