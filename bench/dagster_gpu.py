@@ -4,11 +4,15 @@ GPU phases on `v2v host` (or, as the baseline, in each step's own process).
     python bench/dagster_gpu.py --work .bench-work --images 64 --results bench/results/dagster_gpu.jsonl
     python bench/dagster_gpu.py --scale tiny --device cpu --images 3 --size 128x96 --modes host  # smoke test
 
-For each mode (`host`: the gpu_models resource talks to one host started here; `inprocess`: today's per-step
-path, engines loaded in every GPU step's process) on a fresh instance (configs/dagster.yaml) and home:
+For each mode (`host`: the gpu_models resource talks to `--hosts` hosts started here, one per GPU;
+`inprocess`: the per-step path, engines loaded in every GPU step's process) on a fresh instance
+(configs/dagster.yaml) and home:
   burst   N photos dropped into the inbox at once: images per hour from the drop to the last SVG
-  single  then one photo dropped on the warm system: seconds from the drop to its SVG
-The host's cold start (spawn → /ready) is reported too. Settings: the seed's quality settings with what
+  single  then one photo dropped on the warm system: seconds from the drop to its SVG, split into the phases'
+          own compute (their recorded seconds) and the rest (sensor tick, run queue and launch, steps)
+The hosts' cold start (spawn → all /ready) is reported too. With hosts, runs are `--run-batch` images (a host
+batches across runs, so small runs cost nothing and let phases of different runs overlap) and the `gpu` pool
+admits `--steps-per-host` GPU steps per host. Settings: the seed's quality settings with what
 random weights need (bench/gpu_throughput.py `bench_overrides`), written into a configs/ copy that the host,
 the daemon, its sensor and every run read ($V2V_CONFIG_DIR). Generated images are flattened after SDXL in
 both modes (bench/host_serve.py says why).
@@ -123,35 +127,59 @@ def wait(pred, timeout_s: float, what: str, poll_s: float = 0.25):
     raise TimeoutError(f"no {what} within {timeout_s:.0f} s")
 
 
+def instance_yaml(mode: str, args) -> str:
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "configs" / "dagster.yaml").read_text())
+    if mode == "host":
+        cfg["concurrency"]["pools"]["default_limit"] = args.steps_per_host * args.hosts
+        cfg["concurrency"]["runs"]["max_concurrent_runs"] = args.steps_per_host * args.hosts + 1
+    return yaml.safe_dump(cfg)
+
+
+def compute_seconds(home, key: str) -> float:
+    from v2v_resources.phases import REGISTRY
+
+    return sum(json.loads(home.path(p.name, key, "meta.json").read_text())["seconds"] for p in REGISTRY)
+
+
 def run_mode(mode: str, args, work: Path, models: Path, overrides: dict, photos: list[bytes], emit) -> None:
     import dagster as dg
 
     from host_throughput import start_host
     from v2v_resources.host.client import HostClient
+    from v2v_resources.settings import deep_merge
     from v2v_resources.storage import Home
 
     base = work / f"dagster-{mode}"
     if base.exists():
         shutil.rmtree(base)
     home = Home(base / "home").ensure()
+    if mode == "host":
+        overrides = deep_merge(overrides, {"intake": {"max_batch": args.run_batch}})
     cfg_dir = settings_dir(base / "configs", overrides)
     dh = base / "dagster_home"
     dh.mkdir(parents=True)
-    shutil.copyfile(ROOT / "configs" / "dagster.yaml", dh / "dagster.yaml")
+    (dh / "dagster.yaml").write_text(instance_yaml(mode, args))
     env = {"V2V_HOME": str(home.root), "V2V_CONFIG_DIR": str(cfg_dir), "V2V_MODELS": str(models),
            "V2V_MODELS_MANIFEST": str(models / "models.yaml"), "V2V_BENCH_HOSTS": "",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    host = None
+    hosts = []
     try:
         if mode == "host":
-            url = f"http://127.0.0.1:{args.port}"
-            env["V2V_BENCH_HOSTS"] = url
+            urls = [f"http://127.0.0.1:{args.port + i}" for i in range(args.hosts)]
+            env["V2V_BENCH_HOSTS"] = ",".join(urls)
             t = time.time()
-            host = start_host(args, cfg_dir / "default.yaml", models, base / "host.log")
-            with HostClient(url) as c:
-                ready = c.wait_ready(1200, poll_s=0.5)[url]
-            emit({"mode": mode, "measure": "host_cold_start", "seconds": round(time.time() - t, 2),
-                  "host_timings": ready["timings"]})
+            for i in range(args.hosts):
+                one = argparse.Namespace(**{**vars(args), "port": args.port + i,
+                                            "device": f"cuda:{i}" if args.device.startswith("cuda") else args.device})
+                hosts.append(start_host(one, cfg_dir / "default.yaml", models, base / f"host{i}.log"))
+            ready = {}
+            for url in urls:                      # started together; waited for one by one
+                with HostClient(url) as c:
+                    ready[url] = c.wait_ready(1200, poll_s=0.5)[url]
+            emit({"mode": mode, "measure": "host_cold_start", "hosts": len(urls),
+                  "seconds": round(time.time() - t, 2), "host_timings": [r["timings"] for r in ready.values()]})
         with dg.DagsterInstance.from_config(str(dh)):
             pass                       # create the storage before the daemon and its code server race to
         d = daemon(dh, env, base / "daemon.log")
@@ -168,16 +196,24 @@ def run_mode(mode: str, args, work: Path, models: Path, overrides: dict, photos:
                 t1 = drop(home.inbox, [("single.jpg", photos[-1])])
                 new = wait(lambda: {k: v for k, v in svgs_done(home).items() if k not in before},
                            args.timeout_s, "the single photo's SVG")
-                emit({"mode": mode, "measure": "single_warm", "seconds": round(max(new.values()) - t1, 2)})
+                total, compute = max(new.values()) - t1, compute_seconds(home, next(iter(new)))
+                emit({"mode": mode, "measure": "single_warm", "seconds": round(total, 2),
+                      "compute_s": round(compute, 2), "orchestration_s": round(total - compute, 2)})
         finally:
+            with dg.DagsterInstance.from_config(str(dh)) as inst:    # runs end their teardown before the stop
+                try:
+                    wait(lambda: all(r.is_finished for r in inst.get_runs()), 120, "the runs to end", poll_s=1)
+                except TimeoutError:
+                    pass
             stop_group(d)
             with dg.DagsterInstance.from_config(str(dh)) as inst:
                 runs = inst.get_runs()
                 emit({"mode": mode, "measure": "runs", "runs": len(runs),
                       "statuses": sorted(str(r.status.value) for r in runs)})
     finally:
-        if host is not None:
+        for host in hosts:
             host.terminate()
+        for host in hosts:
             try:
                 host.wait(30)
             except subprocess.TimeoutExpired:
@@ -193,7 +229,11 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--modes", default="host,inprocess")
     ap.add_argument("--single-modes", default="host,inprocess", help="modes that also time one photo after")
-    ap.add_argument("--port", type=int, default=8775)
+    ap.add_argument("--port", type=int, default=8775, help="the first host's; host i listens on port + i")
+    ap.add_argument("--hosts", type=int, default=1, help="host mode: one host per GPU, cuda:0 … cuda:N-1")
+    ap.add_argument("--run-batch", type=int, default=16, help="host mode: images per run (intake.max_batch)")
+    ap.add_argument("--steps-per-host", type=int, default=3, help="host mode: gpu pool slots per host")
+    ap.add_argument("--budget-gb", type=float, default=None, help="hardware.max_vram_gb (e.g. 22 for 24gb)")
     ap.add_argument("--timeout-s", type=float, default=1800)
     ap.add_argument("--work", default=None)
     ap.add_argument("--results", default=None)
@@ -210,7 +250,7 @@ def main() -> int:
     work = Path(args.work or tempfile.mkdtemp(prefix="v2v-dagster-gpu-")).resolve()
     models = ensure_models(work / f"models-{args.scale}", args.scale, cuda)
     size = tuple(int(v) for v in args.size.split("x"))
-    overrides = bench_overrides("auto" if cuda else "cpu", None, size, args.steps)
+    overrides = bench_overrides("auto" if cuda else "cpu", args.budget_gb, size, args.steps)
     overrides["host"] = {"port": args.port}
     # random weights' rasters are noise that a 15-colour trace cannot render back to 98 %: the bound is opened
     # so every image reaches its SVG (the phase still traces, validates and renders it)
