@@ -57,6 +57,15 @@ class _Locked:
         return locked
 
 
+def lock_models(sanitizer):
+    """Phase I's models (ml; lite has none), each loaded now rather than in the first request and put behind
+    a lock of its own."""
+    for part, methods in PHASE1_MODELS.items():
+        if hasattr(type(sanitizer), part):
+            vars(sanitizer)[part] = _Locked(getattr(sanitizer, part), threading.Lock(), methods)
+    return sanitizer
+
+
 class _BatchedSteerer:
     """The steerer with each SDXL attempt sent to the shared batcher; counts IoU retries."""
 
@@ -104,10 +113,7 @@ class ResidentEngines:
         # is the request's, given per view, so phase III's upscaler is built alone)
         kit = Engines(settings, Path("."), models_root=models_root, manifest=manifest, home=home or Home.from_env())
         kit.__dict__["vram"] = self.vram = VramManager(settings.hardware, device=device)
-        self.sanitizer = kit.get("clean_plate")
-        for part, methods in PHASE1_MODELS.items():    # ml: loaded now, not inside the first request (lite: none)
-            if hasattr(type(self.sanitizer), part):
-                vars(self.sanitizer)[part] = _Locked(getattr(self.sanitizer, part), threading.Lock(), methods)
+        self.sanitizer = lock_models(kit.get("clean_plate"))
         self.steerer = kit.get("illustration")
         self.upscaler = make_upscaler(settings, models_root, manifest=manifest, vram=self.vram)
         self.upscaler_view = _Locked(self.upscaler, threading.Lock(), ("upscale",))
