@@ -115,8 +115,9 @@ def test_only_the_best_max_parts_are_segmented(store, car):
 
 
 def test_sam_embeds_each_image_once(ml_sanitizer, car):
-    """The vehicle box and then the part boxes are prompts on one image: SAM's encoder runs once for both."""
-    rgb, _ = car
+    """The vehicle box and then the part boxes are prompts on one image: SAM's encoder runs once for both, and
+    an image's embedding outlives another image's (a host interleaves the requests of several images)."""
+    rgb = np.roll(car[0], 3, axis=1)            # an image no earlier test of this module embedded
     calls = []
     ml_sanitizer.segmenter                      # loaded (and registered) on first use
     sam = ml_sanitizer.vram.acquire("sam")
@@ -125,7 +126,9 @@ def test_sam_embeds_each_image_once(ml_sanitizer, car):
         first = ml_sanitizer.segmenter.masks(rgb, np.array([[10, 10, 60, 60]]))
         again = ml_sanitizer.segmenter.masks(rgb, np.array([[10, 10, 60, 60], [20, 30, 90, 80]]))
         ml_sanitizer.segmenter.masks(rgb[:, ::-1].copy(), np.array([[10, 10, 60, 60]]))
+        back = ml_sanitizer.segmenter.masks(rgb, np.array([[10, 10, 60, 60]]))
     finally:
         hook.remove()
-    assert len(calls) == 2                      # the second call reused the first image's embedding
+    assert len(calls) == 2                      # later calls on the first image reused its embedding
+    assert np.array_equal(first[0], back[0])
     assert np.array_equal(first[0], again[0])
