@@ -181,3 +181,34 @@ def test_background_probability_and_wheels_on_a_generated_photo():
     for (x, y), cx in zip(centres, (100 + 88, 100 + 352)):
         assert abs(x - cx) <= 6 and abs(y - (420 - r)) <= 6
     assert abs(ground_line(wheels) - 420) <= 0.2 * r
+
+
+def test_a_wall_reaching_the_top_edge_is_cut_and_a_white_body_is_kept():
+    """What the cut kept of a two-tone wall (sunlit and shaded, as a staircase's shadow splits it) reaches the
+    top edge by small colour steps and stays above the vehicle's lower part: it is behind, and dropped. A white
+    body on a white wall is as close to the top edge, but reaches down to its wheels: it stays."""
+    from v2v_resources.sanitize.classical.saliency import frame_evidence
+    from v2v_resources.sanitize.lite import BEHIND_DELTA_E, drop_behind
+
+    img = photo((150, 40, 45), (110, 110, 110))
+    sunlit = np.array([[0, 0], [330, 0], [0, 200]], np.int32)
+    cv2.fillPoly(img, [sunlit], (205, 70, 75))
+    truth = car(img, 120, 400, 400, (240, 240, 240))
+    wall = np.zeros(truth.shape, np.uint8)
+    cv2.fillPoly(wall, [sunlit], 1)
+    kept = truth | (wall > 0)                     # a cut that learnt the sunlit wall as vehicle,
+    kept[40:205, 255:270] = True                  # joined to the roof by a strip of the shaded wall
+    img = noisy(img, 7)
+    _, from_top = frame_evidence(img)
+    behind = from_top < BEHIND_DELTA_E
+    assert behind[wall > 0].mean() > 0.9 and behind[truth].mean() < 0.05
+    cut = drop_behind(kept, behind)
+    assert iou(cut, truth) > 0.95 and not cut[:195].any()
+
+    white = photo((236, 236, 232), (120, 120, 118))
+    body = car(white, 120, 400, 400, (246, 246, 244))
+    _, from_top = frame_evidence(noisy(white, 8))
+    behind = from_top < BEHIND_DELTA_E
+    assert behind[body].mean() > 0.5              # the white body is as close to the top edge as the wall
+    kept = drop_behind(body, behind)
+    assert iou(kept, body) > 0.98

@@ -9,6 +9,8 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
   side edges is background); beyond its box grown by `SEED_BOX_GROWTH`, and in the frame's bottom band, all
   is sure background, so a second car or the wall behind cannot be learnt as vehicle;
 - GrabCut refines colour models and outline; the mask is cleaned (largest part, closed, holes filled);
+- what reaches the top edge by small colour steps (classical/saliency.py's geodesic distances) and stays
+  above the vehicle's lower part is a wall or sky behind it, learnt as vehicle where the seed touched it: cut;
 - wheels found as Hough circles (classical/wheels.py) add tyres lost to dark ground, and what lies under
   the sills between them or below the lowest tyre (road, shadow) is cut.
 Then band-limited cuts (`silhouette()`, the cut phase I's before/after check and phase II run) refine the
@@ -28,13 +30,15 @@ from ..errors import BadInputError, QualityError
 from ..imaging import iou, require_image
 from ..settings import Phase1
 from .base import SanitizeResult
-from .classical.saliency import background_probability
+from .classical.saliency import frame_evidence
 from .classical.text import find_text, inpaint
 from .classical.wheels import find_wheels, ground_line, tyre_discs, under_body, wheel_discs
 
 PHASE = "sanitize"
 WORK_LONG_SIDE = 384
 ROW_PRIOR_DELTA_E = 12.0   # Lab distance from a row's margin colours above which a pixel starts as vehicle
+BEHIND_DELTA_E = 10.0     # geodesic Lab distance from the top edge below which a region is behind the vehicle
+BEHIND_LOW_SHARE = 0.4    # a part behind that reaches into this lower share of the cut's box is the body itself
 SEED_BOX_GROWTH = 0.15    # the seed blob's box grows by this share of its size; beyond it is sure background
 GUIDED_EPS = 1e-3         # guided filter regulariser: below this grey variance (≈ 8 levels²) the mask stays smooth
 SECOND_PASSES = 2         # band-limited cuts at most, after the first
@@ -70,6 +74,21 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return mask | (outside[1:-1, 1:-1] == 1)
 
 
+def drop_behind(fg: np.ndarray, behind: np.ndarray) -> np.ndarray:
+    """The cut without its parts that reach the top edge by small colour steps (a wall, the sky or buildings
+    behind the vehicle, learnt as vehicle where the seed touched them), when such a part stays above the
+    lower `BEHIND_LOW_SHARE` of the cut's box: a part reaching that low is the body itself (a white car on a
+    white wall), which is kept."""
+    ys = np.nonzero(fg)[0]
+    if not ys.size:
+        return fg
+    low = ys.max() - BEHIND_LOW_SHARE * (ys.max() - ys.min())
+    n, parts, stats, _ = cv2.connectedComponentsWithStats((fg & behind).astype(np.uint8), connectivity=8)
+    drop = stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT] - 1 < low
+    drop[0] = False
+    return largest_component(fg & ~drop[parts])
+
+
 def _check_rgb(rgb: np.ndarray) -> None:
     require_image(rgb, 3, PHASE, "decode the photo with imaging.load_photo first")
 
@@ -91,8 +110,10 @@ class GrabCutSanitizer:
         wheels: list = []
         if alpha is None:
             ground: dict = {}
-            mask, method = self._segment(rgb, self._frame_labels,
-                                         lambda small, fg: self._wheels_and_ground(small, fg, wheels, ground)), "grabcut"
+            cues: dict = {}
+            mask, method = self._segment(
+                rgb, lambda small: self._frame_labels(small, cues),
+                lambda small, fg: self._wheels_and_ground(small, drop_behind(fg, cues["behind"]), wheels, ground)), "grabcut"
             if mask.any():
                 mask = self._second_pass(rgb, mask, ground)
         if not mask.any():
@@ -147,8 +168,9 @@ class GrabCutSanitizer:
             cv2.resize(hint.astype(np.uint8) * 255, small.shape[1::-1], interpolation=cv2.INTER_AREA) > 0,
             self.cfg.lite.frame_margin), iterations=min(HINT_ITERATIONS, self.cfg.lite.grabcut_iterations))
 
-    def _frame_labels(self, small: np.ndarray) -> np.ndarray:
-        """The `frame_margin` band is sure background; inside, the row colour prior decides the start."""
+    def _frame_labels(self, small: np.ndarray, cues: dict | None = None) -> np.ndarray:
+        """The `frame_margin` band is sure background; inside, the row colour prior decides the start.
+        `cues` gets the map of what is behind the vehicle (see `drop_behind`)."""
         h, w = small.shape[:2]
         my, mx = max(1, round(h * self.cfg.lite.frame_margin)), max(1, round(w * self.cfg.lite.frame_margin))
         lab = cv2.cvtColor(small.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
@@ -157,7 +179,10 @@ class GrabCutSanitizer:
                  for cols in (slice(0, mx), slice(w - mx, w))]
         distance = np.minimum(*(np.linalg.norm(lab - side, axis=2) for side in sides))
         row_fg = distance > ROW_PRIOR_DELTA_E
-        fg = 1 - background_probability(small)
+        bg, from_top = frame_evidence(small)
+        fg = 1 - bg
+        if cues is not None:
+            cues["behind"] = from_top < BEHIND_DELTA_E
         seed = self._vehicle_seed(((fg > 0.95) | (row_fg & (fg > 0.25))), fg)
         labels = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
         if not seed.any():
