@@ -11,13 +11,16 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
 - GrabCut refines colour models and outline; the mask is cleaned (largest part, closed, holes filled);
 - what reaches the top edge by small colour steps (classical/saliency.py's geodesic distances) and stays
   above the vehicle's lower part is a wall or sky behind it, learnt as vehicle where the seed touched it: cut;
-- wheels found as Hough circles (classical/wheels.py) add tyres lost to dark ground, and what lies under
-  the sills between them or below the lowest tyre (road, shadow) is cut.
+- wheels found as Hough circles or, seen at an angle, as ellipses fitted to the rims' edge arcs
+  (classical/wheels.py) add tyres lost to dark ground, and what lies under the sills between them or below
+  the lowest tyre (road, shadow) is cut.
 Then band-limited cuts (`silhouette()`, the cut phase I's before/after check and phase II run) refine the
-outline at most `SECOND_PASSES` times until stable; the tyres are added again, and a guided filter snaps
-the outline to the full-size photo's edges. Finally lettering and plates (classical/text.py: MSER and Otsu
-characters in rows, plate quadrilaterals, plain panels round a line) are inpainted from the paint round them,
-the tallest first while the erased share stays within `quality.max_erased_share`, and reported.
+outline at most `SECOND_PASSES` times until stable, the first cut's ground staying out; a band-limited cut
+does not grow more than `GROUND_SLACK` below its hint, so it cannot take the shadow back. The tyres are
+added again, and a guided filter snaps the outline to the full-size photo's edges. Finally lettering and
+plates (classical/text.py: MSER and Otsu characters in rows, plate quadrilaterals, plain panels round a
+line) are inpainted from the paint round them, the tallest first while the erased share stays within
+`quality.max_erased_share`, and reported.
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ SECOND_PASSES = 2         # band-limited cuts at most, after the first
 STABLE_IOU = 0.985        # a cut that moves the outline less than this is the last
 HINT_ITERATIONS = 2       # a band-limited cut starts close to its answer: fewer GrabCut rounds suffice
 HINT_BAND = 0.05          # share of the long side round a hint's outline in which silhouette() decides
+GROUND_SLACK = 0.005      # share of the long side a band-limited cut may grow below the hint's lowest pixel
 GROUND_TOLERANCE = 0.25   # share of a tyre radius kept below the lowest tyre bottom
 CLOSE_SHARE = 0.03         # closing kernel, share of the long side: bridges thin roofs and pillars
 
@@ -238,34 +242,42 @@ class GrabCutSanitizer:
         edge = np.ones((h, w), bool)
         edge[my:h - my, mx:w - mx] = False
         labels[edge & ~hint] = cv2.GC_BGD
+        # under the vehicle, in each of its columns, is the ground the first cut took away (road, shadow): the
+        # cut may move the outline a little (`GROUND_SLACK`), not regrow the shadow
+        lowest = np.where(hint.any(0), h - 1 - np.argmax(hint[::-1], axis=0), h)
+        labels[np.arange(h)[:, None] > lowest[None] + max(2, round(GROUND_SLACK * max(h, w)))] = cv2.GC_BGD
         return labels
 
     def _second_pass(self, rgb: np.ndarray, mask: np.ndarray, ground: dict) -> np.ndarray:
         """The first mask refined as `silhouette()` sees it (the same cut that phase I's before/after check and
-        phase II run), then the tyres found in the first pass added again at full size."""
-        road = rgb.shape[0] - max(1, round(rgb.shape[0] * self.cfg.lite.frame_margin))
+        phase II run) without the first pass's ground, then the tyres found in the first pass added again at
+        full size."""
+        road = np.zeros(mask.shape, bool)
+        road[rgb.shape[0] - max(1, round(rgb.shape[0] * self.cfg.lite.frame_margin)):] = True
+        if ground:   # the first cut's road and shadow under the body, at full size
+            road |= cv2.resize(ground["cut"].astype(np.uint8), mask.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
         for _ in range(SECOND_PASSES):   # until the cut no longer moves the outline much (a fixed point of the check)
             before, mask = mask, self.silhouette(rgb, mask)
-            mask[road:] = False          # the frame's bottom band is road, as in the first cut
+            mask = largest_component(mask & ~road)   # the bottom band and the ground, as in the first cut
             if iou(before, mask) >= STABLE_IOU:
                 break
         if ground:  # tyres the second cut lost again to dark ground, drawn at full size
             k = rgb.shape[1] / ground["width"]
-            mask = largest_component(mask | tyre_discs(mask.shape, [(x * k, y * k, r * k) for x, y, r in ground["wheels"]]))
+            mask = largest_component(mask | tyre_discs(mask.shape, [w.scaled(k) for w in ground["wheels"]]))
         return mask
 
     @staticmethod
     def _wheels_and_ground(small: np.ndarray, fg: np.ndarray, found: list, ground: dict) -> np.ndarray:
-        """Tyres found as circles join the vehicle; what lies below the lowest tyre, or under the sills
-        between two tyres, is road and shadow. `ground` gets both masks, for the second pass."""
+        """Tyres found as circles or ellipses join the vehicle; what lies below the lowest tyre, or under the
+        sills between two tyres, is road and shadow. `ground` gets the wheels and that cut, for the second pass."""
         wheels = find_wheels(small, fg)
         found.extend(wheels)
         if not wheels:
             return fg
         add = wheel_discs(fg.shape, wheels)
         cut = under_body(small, wheels)
-        cut[int(np.ceil(ground_line(wheels) + GROUND_TOLERANCE * max(r for _, _, r in wheels))):] = True
-        ground.update(wheels=wheels, width=small.shape[1])
+        cut[int(np.ceil(ground_line(wheels) + GROUND_TOLERANCE * max(w.ry for w in wheels))):] = True
+        ground.update(wheels=wheels, width=small.shape[1], cut=cut)
         return largest_component((fg | add) & ~cut)
 
     def _segment(self, rgb: np.ndarray, start_labels, refine=None, iterations: int | None = None) -> np.ndarray:
