@@ -15,8 +15,7 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
   (classical/wheels.py) add tyres lost to dark ground, and what lies under the sills between them or below
   the lowest tyre (road, shadow) is cut.
 Then band-limited cuts (`silhouette()`, the cut phase I's before/after check and phase II run) refine the
-outline at most `SECOND_PASSES` times until stable, the first cut's ground staying out; a band-limited cut
-does not grow more than `GROUND_SLACK` below its hint, so it cannot take the shadow back. The tyres are
+outline at most `SECOND_PASSES` times until stable, the first cut's ground staying out; the tyres are
 added again, and a guided filter snaps the outline to the full-size photo's edges. Finally lettering and
 plates (classical/text.py: MSER and Otsu characters in rows, plate quadrilaterals, plain panels round a
 line) are inpainted from the paint round them, the tallest first while the erased share stays within
@@ -48,7 +47,6 @@ SECOND_PASSES = 2         # band-limited cuts at most, after the first
 STABLE_IOU = 0.985        # a cut that moves the outline less than this is the last
 HINT_ITERATIONS = 2       # a band-limited cut starts close to its answer: fewer GrabCut rounds suffice
 HINT_BAND = 0.05          # share of the long side round a hint's outline in which silhouette() decides
-GROUND_SLACK = 0.005      # share of the long side a band-limited cut may grow below the hint's lowest pixel
 GROUND_TOLERANCE = 0.25   # share of a tyre radius kept below the lowest tyre bottom
 CLOSE_SHARE = 0.03         # closing kernel, share of the long side: bridges thin roofs and pillars
 
@@ -242,10 +240,6 @@ class GrabCutSanitizer:
         edge = np.ones((h, w), bool)
         edge[my:h - my, mx:w - mx] = False
         labels[edge & ~hint] = cv2.GC_BGD
-        # under the vehicle, in each of its columns, is the ground the first cut took away (road, shadow): the
-        # cut may move the outline a little (`GROUND_SLACK`), not regrow the shadow
-        lowest = np.where(hint.any(0), h - 1 - np.argmax(hint[::-1], axis=0), h)
-        labels[np.arange(h)[:, None] > lowest[None] + max(2, round(GROUND_SLACK * max(h, w)))] = cv2.GC_BGD
         return labels
 
     def _second_pass(self, rgb: np.ndarray, mask: np.ndarray, ground: dict) -> np.ndarray:
@@ -255,7 +249,8 @@ class GrabCutSanitizer:
         road = np.zeros(mask.shape, bool)
         road[rgb.shape[0] - max(1, round(rgb.shape[0] * self.cfg.lite.frame_margin)):] = True
         if ground:   # the first cut's road and shadow under the body, at full size
-            road |= cv2.resize(ground["cut"].astype(np.uint8), mask.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+            road |= cv2.resize(cv2.GaussianBlur(ground["cut"].astype(np.float32), (0, 0), 1.0), mask.shape[::-1],
+                               interpolation=cv2.INTER_LINEAR) > 0.5   # smooth, not the small copy's staircase
         for _ in range(SECOND_PASSES):   # until the cut no longer moves the outline much (a fixed point of the check)
             before, mask = mask, self.silhouette(rgb, mask)
             mask = largest_component(mask & ~road)   # the bottom band and the ground, as in the first cut

@@ -151,16 +151,25 @@ def wheel_discs(shape: tuple[int, int], wheels: list[Wheel]) -> np.ndarray:
     for w in wheels:
         centre = (round(w.x), round(w.y))
         cv2.ellipse(disc, centre, (round(w.rx), round(w.ry)), 0, 180, 360, 1, -1)
-        cv2.ellipse(disc, centre, (round(TYRE_SHARE * w.rx), round(TYRE_SHARE * w.ry)), 0, 0, 360, 1, -1)
+        _tyre(disc, w)
     return disc > 0
 
 
 def tyre_discs(shape: tuple[int, int], wheels: list[Wheel]) -> np.ndarray:
     disc = np.zeros(shape, np.uint8)
     for w in wheels:
-        cv2.ellipse(disc, (round(w.x), round(w.y)), (round(TYRE_SHARE * w.rx), round(TYRE_SHARE * w.ry)),
-                    0, 0, 360, 1, -1, cv2.LINE_8)
+        _tyre(disc, w)
     return disc > 0
+
+
+def _tyre(img: np.ndarray, w: Wheel) -> None:
+    """The tyre's disc drawn into `img`: a circle seen square-on (OpenCV's circle, not a round ellipse, whose
+    outline differs by a pixel here and there), an upright ellipse seen at an angle."""
+    centre = (round(w.x), round(w.y))
+    if w.rx == w.ry:
+        cv2.circle(img, centre, round(TYRE_SHARE * w.rx), 1, -1, cv2.LINE_8)
+    else:
+        cv2.ellipse(img, centre, (round(TYRE_SHARE * w.rx), round(TYRE_SHARE * w.ry)), 0, 0, 360, 1, -1, cv2.LINE_8)
 
 
 def under_body(rgb: np.ndarray, wheels: list[Wheel]) -> np.ndarray:
