@@ -239,3 +239,14 @@ def test_wheels_seen_at_an_angle_are_ellipses_and_set_the_ground():
         cv2.ellipse(tyre, (cx, 420 - r), (int(0.9 * 0.55 * r), int(0.9 * r)), 0, 0, 360, 1, -1)
         assert m[tyre > 0].mean() > 0.8
     assert not m[440:].any() and iou(m, truth) > 0.85
+
+
+def test_a_shadow_wider_than_the_car_stays_cut_after_the_band_limited_cuts(sanitizer):
+    """A black shadow reaching out beyond both bumpers, below a car whose wheels are seen at an angle: the
+    first cut takes it away below the tyres, and the band-limited cuts that refine the outline afterwards do
+    not learn it back as vehicle (its black is as close to the tyres' as to the road's grey)."""
+    img = photo((150, 170, 200), (60, 60, 62))
+    cv2.ellipse(img, (320, 425), (300, 45), 0, 0, 360, (10, 10, 12), -1)
+    truth = car(img, 100, 440, 420, (40, 90, 160), tyre=(20, 20, 22), aspect=0.55)
+    m = sanitizer.sanitize(noisy(img, 9)).vehicle_mask
+    assert not m[436:].any() and iou(m, truth) > 0.9
