@@ -127,6 +127,11 @@ def _ellipses(gray: np.ndarray, mask: np.ndarray) -> list[Wheel]:
         on = (px >= 0) & (py >= 0) & (px < gray.shape[1] - 0.5) & (py < gray.shape[0] - 0.5)
         if near[np.round(py[on]).astype(int), np.round(px[on]).astype(int)].sum() < MIN_SUPPORT * len(t):
             continue
+        # the arch round the tyre round the rim, as wide and as high as the rim's upright box
+        hx = np.hypot(d1 / 2 * np.cos(th), d2 / 2 * np.sin(th)) / RIM_SHARE / TYRE_SHARE
+        hy = np.hypot(d1 / 2 * np.sin(th), d2 / 2 * np.cos(th)) / RIM_SHARE / TYRE_SHARE
+        if y1 - (cy + TYRE_SHARE * hy) > GROUND_REACH * bh:
+            continue   # a tyre stands on the ground, at the bottom of the vehicle: a lamp higher up does not
         inner, outer, ring = (np.zeros(gray.shape, np.uint8) for _ in range(3))
         cv2.ellipse(inner, ((cx, cy), (0.9 * d1, 0.9 * d2), angle), 1, -1)
         cv2.ellipse(outer, ((cx, cy), (1.4 * d1, 1.4 * d2), angle), 1, -1)
@@ -135,11 +140,6 @@ def _ellipses(gray: np.ndarray, mask: np.ndarray) -> list[Wheel]:
         rim = np.median(gray[inner > 0])
         sector = ((np.arctan2(yy - cy, xx - cx) + np.pi) * 4 / np.pi).astype(int) % 8
         tyre = [np.median(gray[ring & (sector == k)]) for k in range(8) if (ring & (sector == k)).any()]
-        # the arch round the tyre round the rim, as wide and as high as the rim's upright box
-        hx = np.hypot(d1 / 2 * np.cos(th), d2 / 2 * np.sin(th)) / RIM_SHARE / TYRE_SHARE
-        hy = np.hypot(d1 / 2 * np.sin(th), d2 / 2 * np.cos(th)) / RIM_SHARE / TYRE_SHARE
-        if y1 - (cy + TYRE_SHARE * hy) > GROUND_REACH * bh:
-            continue   # a tyre stands on the ground, at the bottom of the vehicle: a lamp higher up does not
         if np.median(gray[ring]) < dark and sum(v + 10 < rim for v in tyre) >= DARK_SECTORS:
             wheels.append(Wheel(float(cx), float(cy), float(hx), float(hy)))
     return wheels
