@@ -250,3 +250,16 @@ def test_a_shadow_wider_than_the_car_stays_cut_after_the_band_limited_cuts(sanit
     truth = car(img, 100, 440, 420, (40, 90, 160), tyre=(20, 20, 22), aspect=0.55)
     m = sanitizer.sanitize(noisy(img, 9)).vehicle_mask
     assert not m[436:].any() and iou(m, truth) > 0.9
+
+
+def test_a_badge_beside_a_wheel_is_not_a_wheel():
+    """A small photo's light badge in the dark bumper beside the front wheel fits an upright ellipse with a
+    dark ring, as a rim does; the wheel itself, found as a circle and as ellipses, is the one kept."""
+    from v2v_resources.samples import draw_sample
+    from v2v_resources.sanitize.classical.wheels import find_wheels
+
+    rgb, truth, parts = draw_sample(53, (200, 150))
+    badge = next(p["box"] for p in parts if p["label"] == "brand badge")
+    wheels = find_wheels(rgb, truth)
+    assert len(wheels) == 2
+    assert not any(badge[0] <= w.x <= badge[2] for w in wheels)

@@ -51,10 +51,13 @@ def find_wheels(rgb: np.ndarray, mask: np.ndarray) -> list[Wheel]:
         return []
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     wheels = _circles(gray, mask) + _ellipses(gray, mask)
-    # the arch, the tyre and the rim of one wheel are concentric: keep the widest of each wheel
+    # the arch, the tyre and the rim of one wheel are concentric: keep the widest of each wheel, the wheels
+    # that most candidates agree on first; an ellipse overlapping a wheel kept (a lamp beside it) is dropped
+    votes = [sum(np.hypot(c.x - o.x, c.y - o.y) < 0.5 * min(c.rx, o.rx) for o in wheels) for c in wheels]
     kept: list[Wheel] = []
-    for c in sorted(wheels, key=lambda c: -c.ry):
-        if all(np.hypot(c.x - k.x, c.y - k.y) > k.ry for k in kept):
+    for _, c in sorted(zip(votes, wheels), key=lambda vc: (-vc[0], -vc[1].ry)):
+        if c.rx == c.ry and all(np.hypot(c.x - k.x, c.y - k.y) > k.ry for k in kept) or \
+                all(np.hypot((c.x - k.x) / (c.rx + k.rx), (c.y - k.y) / (c.ry + k.ry)) >= 1 for k in kept):
             kept.append(c)
     return kept
 
