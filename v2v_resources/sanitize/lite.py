@@ -170,7 +170,7 @@ class GrabCutSanitizer:
             cv2.resize(hint.astype(np.uint8) * 255, small.shape[1::-1], interpolation=cv2.INTER_AREA) > 0,
             self.cfg.lite.frame_margin), iterations=min(HINT_ITERATIONS, self.cfg.lite.grabcut_iterations))
 
-    def _frame_labels(self, small: np.ndarray, cues: dict | None = None) -> np.ndarray:
+    def _frame_labels(self, small: np.ndarray, cues: dict) -> np.ndarray:
         """The `frame_margin` band is sure background; inside, the row colour prior decides the start.
         `cues` gets the map of what is behind the vehicle (see `drop_behind`)."""
         h, w = small.shape[:2]
@@ -183,8 +183,7 @@ class GrabCutSanitizer:
         row_fg = distance > ROW_PRIOR_DELTA_E
         bg, from_top = frame_evidence(small)
         fg = 1 - bg
-        if cues is not None:
-            cues["behind"] = from_top < BEHIND_DELTA_E
+        cues["behind"] = from_top < BEHIND_DELTA_E
         seed = self._vehicle_seed(((fg > 0.95) | (row_fg & (fg > 0.25))), fg)
         labels = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
         if not seed.any():
