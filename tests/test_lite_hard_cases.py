@@ -1,5 +1,6 @@
 """Lite phase I on generated hard cases: a white car on a white wall, black tyres on dark asphalt, a second
-car beside the first, and lettering on a panel (erased into the paint, judged by an MSER stroke measure)."""
+car beside the first, lettering on a panel (erased into the paint, judged by an MSER stroke measure), a wall
+behind the roof, wheels seen at an angle, a shadow wider than the car and a badge beside a wheel."""
 import cv2
 import numpy as np
 import pytest
