@@ -1,5 +1,6 @@
 """Lite phase I on generated hard cases: a white car on a white wall, black tyres on dark asphalt, a second
-car beside the first, and lettering on a panel (erased into the paint, judged by an MSER stroke measure)."""
+car beside the first, lettering on a panel (erased into the paint, judged by an MSER stroke measure), a wall
+behind the roof, wheels seen at an angle, a shadow wider than the car and a badge beside a wheel."""
 import cv2
 import numpy as np
 import pytest
@@ -17,8 +18,9 @@ def sanitizer():
     return GrabCutSanitizer(load_settings().phase1)
 
 
-def car(img: np.ndarray, x0: int, length: int, ground: int, paint, tyre=(18, 18, 20)) -> np.ndarray:
-    """A side-view car drawn into `img`; returns its mask (body, cabin, tyres)."""
+def car(img: np.ndarray, x0: int, length: int, ground: int, paint, tyre=(18, 18, 20), aspect=1.0) -> np.ndarray:
+    """A side-view car drawn into `img`; returns its mask (body, cabin, tyres). Wheels seen at an angle are
+    upright ellipses `aspect` times as wide as high."""
     mask = np.zeros(img.shape[:2], np.uint8)
     r = int(length * 0.1)
     body = np.array([[x0, ground - r], [x0, ground - 3 * r], [x0 + int(0.25 * length), ground - 3 * r],
@@ -32,10 +34,11 @@ def car(img: np.ndarray, x0: int, length: int, ground: int, paint, tyre=(18, 18,
     cv2.fillPoly(img, [glass], (60, 70, 85), cv2.LINE_AA)
     for u in (0.2, 0.8):
         c = (x0 + int(u * length), ground - r)
-        cv2.circle(mask, c, r, 1, -1)
-        cv2.circle(img, c, int(r * 1.1), (25, 25, 28), -1, cv2.LINE_AA)  # the arch
-        cv2.circle(img, c, r, tyre, -1, cv2.LINE_AA)
-        cv2.circle(img, c, int(r * 0.6), (170, 170, 175), -1, cv2.LINE_AA)
+        axes = lambda k: (round(k * r * aspect), round(k * r))  # noqa: E731
+        cv2.ellipse(mask, c, axes(1), 0, 0, 360, 1, -1)
+        cv2.ellipse(img, c, axes(1.1), 0, 0, 360, (25, 25, 28), -1, cv2.LINE_AA)  # the arch
+        cv2.ellipse(img, c, axes(1), 0, 0, 360, tyre, -1, cv2.LINE_AA)
+        cv2.ellipse(img, c, axes(0.6), 0, 0, 360, (170, 170, 175), -1, cv2.LINE_AA)
     return mask > 0
 
 
@@ -176,8 +179,88 @@ def test_background_probability_and_wheels_on_a_generated_photo():
     assert np.median(bg[truth]) < 0.3 and np.median(bg[~truth]) > 0.7
     wheels = find_wheels(img, truth)
     r = 44
-    centres = sorted((round(x), round(y)) for x, y, _ in wheels)
+    centres = sorted((round(w.x), round(w.y)) for w in wheels)
     assert len(wheels) == 2
     for (x, y), cx in zip(centres, (100 + 88, 100 + 352)):
         assert abs(x - cx) <= 6 and abs(y - (420 - r)) <= 6
     assert abs(ground_line(wheels) - 420) <= 0.2 * r
+
+
+def test_a_wall_reaching_the_top_edge_is_cut_and_a_white_body_is_kept():
+    """What the cut kept of a two-tone wall (sunlit and shaded, as a staircase's shadow splits it) reaches the
+    top edge by small colour steps and stays above the vehicle's lower part: it is behind, and dropped. A white
+    body on a white wall is as close to the top edge, but reaches down to its wheels: it stays."""
+    from v2v_resources.sanitize.classical.saliency import frame_evidence
+    from v2v_resources.sanitize.lite import BEHIND_DELTA_E, drop_behind
+
+    img = photo((150, 40, 45), (110, 110, 110))
+    sunlit = np.array([[0, 0], [330, 0], [0, 200]], np.int32)
+    cv2.fillPoly(img, [sunlit], (205, 70, 75))
+    truth = car(img, 120, 400, 400, (240, 240, 240))
+    wall = np.zeros(truth.shape, np.uint8)
+    cv2.fillPoly(wall, [sunlit], 1)
+    kept = truth | (wall > 0)                     # a cut that learnt the sunlit wall as vehicle,
+    kept[40:205, 255:270] = True                  # joined to the roof by a strip of the shaded wall
+    img = noisy(img, 7)
+    _, from_top = frame_evidence(img)
+    behind = from_top < BEHIND_DELTA_E
+    assert behind[wall > 0].mean() > 0.9 and behind[truth].mean() < 0.05
+    cut = drop_behind(kept, behind)
+    assert iou(cut, truth) > 0.95 and not cut[:195].any()
+
+    white = photo((236, 236, 232), (120, 120, 118))
+    body = car(white, 120, 400, 400, (246, 246, 244))
+    _, from_top = frame_evidence(noisy(white, 8))
+    behind = from_top < BEHIND_DELTA_E
+    assert behind[body].mean() > 0.5              # the white body is as close to the top edge as the wall
+    kept = drop_behind(body, behind)
+    assert iou(kept, body) > 0.98
+
+
+def test_wheels_seen_at_an_angle_are_ellipses_and_set_the_ground():
+    """A three-quarter view's wheels are upright ellipses, narrower than high, which the Hough circles miss:
+    their rims' edge arcs give them, and the tyres on dark asphalt are kept while the road and the shadow
+    below them are cut."""
+    from v2v_resources.sanitize.classical.wheels import find_wheels, ground_line
+
+    img = photo((150, 170, 200), (30, 30, 32))
+    cv2.ellipse(img, (320, 425), (250, 22), 0, 0, 360, (12, 12, 14), -1)     # the shadow under the car
+    truth = car(img, 100, 440, 420, (170, 30, 30), tyre=(20, 20, 22), aspect=0.55)
+    img = noisy(img, 9)
+    r = 44
+    wheels = find_wheels(img, truth)
+    assert len(wheels) == 2
+    for w, cx in zip(sorted(wheels), (100 + 88, 100 + 352)):
+        assert abs(w.x - cx) <= 6 and abs(w.y - (420 - r)) <= 6
+        assert w.rx < 0.8 * w.ry and abs(w.ry - r) <= 0.3 * r
+    assert abs(ground_line(wheels) - 420) <= 0.3 * r
+    m = GrabCutSanitizer(load_settings().phase1).sanitize(img).vehicle_mask
+    for cx in (100 + 88, 100 + 352):
+        tyre = np.zeros(truth.shape, np.uint8)
+        cv2.ellipse(tyre, (cx, 420 - r), (int(0.9 * 0.55 * r), int(0.9 * r)), 0, 0, 360, 1, -1)
+        assert m[tyre > 0].mean() > 0.8
+    assert not m[440:].any() and iou(m, truth) > 0.85
+
+
+def test_a_shadow_wider_than_the_car_stays_cut_after_the_band_limited_cuts(sanitizer):
+    """A black shadow reaching out beyond both bumpers, below a car whose wheels are seen at an angle: the
+    first cut takes it away below the tyres, and the band-limited cuts that refine the outline afterwards do
+    not learn it back as vehicle (its black is as close to the tyres' as to the road's grey)."""
+    img = photo((150, 170, 200), (60, 60, 62))
+    cv2.ellipse(img, (320, 425), (300, 45), 0, 0, 360, (10, 10, 12), -1)
+    truth = car(img, 100, 440, 420, (40, 90, 160), tyre=(20, 20, 22), aspect=0.55)
+    m = sanitizer.sanitize(noisy(img, 9)).vehicle_mask
+    assert not m[436:].any() and iou(m, truth) > 0.9
+
+
+def test_a_badge_beside_a_wheel_is_not_a_wheel():
+    """A small photo's light badge in the dark bumper beside the front wheel fits an upright ellipse with a
+    dark ring, as a rim does; the wheel itself, found as a circle and as ellipses, is the one kept."""
+    from v2v_resources.samples import draw_sample
+    from v2v_resources.sanitize.classical.wheels import find_wheels
+
+    rgb, truth, parts = draw_sample(53, (200, 150))
+    badge = next(p["box"] for p in parts if p["label"] == "brand badge")
+    wheels = find_wheels(rgb, truth)
+    assert len(wheels) == 2
+    assert not any(badge[0] <= w.x <= badge[2] for w in wheels)

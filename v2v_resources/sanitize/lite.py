@@ -9,13 +9,17 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
   side edges is background); beyond its box grown by `SEED_BOX_GROWTH`, and in the frame's bottom band, all
   is sure background, so a second car or the wall behind cannot be learnt as vehicle;
 - GrabCut refines colour models and outline; the mask is cleaned (largest part, closed, holes filled);
-- wheels found as Hough circles (classical/wheels.py) add tyres lost to dark ground, and what lies under
-  the sills between them or below the lowest tyre (road, shadow) is cut.
+- what reaches the top edge by small colour steps (classical/saliency.py's geodesic distances) and stays
+  above the vehicle's lower part is a wall or sky behind it, learnt as vehicle where the seed touched it: cut;
+- wheels found as Hough circles or, seen at an angle, as ellipses fitted to the rims' edge arcs
+  (classical/wheels.py) add tyres lost to dark ground, and what lies under the sills between them or below
+  the lowest tyre (road, shadow) is cut.
 Then band-limited cuts (`silhouette()`, the cut phase I's before/after check and phase II run) refine the
-outline at most `SECOND_PASSES` times until stable; the tyres are added again, and a guided filter snaps
-the outline to the full-size photo's edges. Finally lettering and plates (classical/text.py: MSER and Otsu
-characters in rows, plate quadrilaterals, plain panels round a line) are inpainted from the paint round them,
-the tallest first while the erased share stays within `quality.max_erased_share`, and reported.
+outline at most `SECOND_PASSES` times until stable, the first cut's ground staying out; the tyres are
+added again, and a guided filter snaps the outline to the full-size photo's edges. Finally lettering and
+plates (classical/text.py: MSER and Otsu characters in rows, plate quadrilaterals, plain panels round a
+line) are inpainted from the paint round them, the tallest first while the erased share stays within
+`quality.max_erased_share`, and reported.
 """
 from __future__ import annotations
 
@@ -28,13 +32,15 @@ from ..errors import BadInputError, QualityError
 from ..imaging import iou, require_image
 from ..settings import Phase1
 from .base import SanitizeResult
-from .classical.saliency import background_probability
+from .classical.saliency import frame_evidence
 from .classical.text import find_text, inpaint
 from .classical.wheels import find_wheels, ground_line, tyre_discs, under_body, wheel_discs
 
 PHASE = "sanitize"
 WORK_LONG_SIDE = 384
 ROW_PRIOR_DELTA_E = 12.0   # Lab distance from a row's margin colours above which a pixel starts as vehicle
+BEHIND_DELTA_E = 10.0     # geodesic Lab distance from the top edge below which a region is behind the vehicle
+BEHIND_LOW_SHARE = 0.4    # a part behind that reaches into this lower share of the cut's box is the body itself
 SEED_BOX_GROWTH = 0.15    # the seed blob's box grows by this share of its size; beyond it is sure background
 GUIDED_EPS = 1e-3         # guided filter regulariser: below this grey variance (≈ 8 levels²) the mask stays smooth
 SECOND_PASSES = 2         # band-limited cuts at most, after the first
@@ -70,6 +76,21 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return mask | (outside[1:-1, 1:-1] == 1)
 
 
+def drop_behind(fg: np.ndarray, behind: np.ndarray) -> np.ndarray:
+    """The cut without its parts that reach the top edge by small colour steps (a wall, the sky or buildings
+    behind the vehicle, learnt as vehicle where the seed touched them), when such a part stays above the
+    lower `BEHIND_LOW_SHARE` of the cut's box: a part reaching that low is the body itself (a white car on a
+    white wall), which is kept."""
+    ys = np.nonzero(fg)[0]
+    if not ys.size:
+        return fg
+    low = ys.max() - BEHIND_LOW_SHARE * (ys.max() - ys.min())
+    n, parts, stats, _ = cv2.connectedComponentsWithStats((fg & behind).astype(np.uint8), connectivity=8)
+    drop = stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT] - 1 < low
+    drop[0] = False
+    return largest_component(fg & ~drop[parts])
+
+
 def _check_rgb(rgb: np.ndarray) -> None:
     require_image(rgb, 3, PHASE, "decode the photo with imaging.load_photo first")
 
@@ -91,8 +112,10 @@ class GrabCutSanitizer:
         wheels: list = []
         if alpha is None:
             ground: dict = {}
-            mask, method = self._segment(rgb, self._frame_labels,
-                                         lambda small, fg: self._wheels_and_ground(small, fg, wheels, ground)), "grabcut"
+            cues: dict = {}
+            mask, method = self._segment(
+                rgb, lambda small: self._frame_labels(small, cues),
+                lambda small, fg: self._wheels_and_ground(small, drop_behind(fg, cues["behind"]), wheels, ground)), "grabcut"
             if mask.any():
                 mask = self._second_pass(rgb, mask, ground)
         if not mask.any():
@@ -147,8 +170,9 @@ class GrabCutSanitizer:
             cv2.resize(hint.astype(np.uint8) * 255, small.shape[1::-1], interpolation=cv2.INTER_AREA) > 0,
             self.cfg.lite.frame_margin), iterations=min(HINT_ITERATIONS, self.cfg.lite.grabcut_iterations))
 
-    def _frame_labels(self, small: np.ndarray) -> np.ndarray:
-        """The `frame_margin` band is sure background; inside, the row colour prior decides the start."""
+    def _frame_labels(self, small: np.ndarray, cues: dict) -> np.ndarray:
+        """The `frame_margin` band is sure background; inside, the row colour prior decides the start.
+        `cues` gets the map of what is behind the vehicle (see `drop_behind`)."""
         h, w = small.shape[:2]
         my, mx = max(1, round(h * self.cfg.lite.frame_margin)), max(1, round(w * self.cfg.lite.frame_margin))
         lab = cv2.cvtColor(small.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
@@ -157,7 +181,9 @@ class GrabCutSanitizer:
                  for cols in (slice(0, mx), slice(w - mx, w))]
         distance = np.minimum(*(np.linalg.norm(lab - side, axis=2) for side in sides))
         row_fg = distance > ROW_PRIOR_DELTA_E
-        fg = 1 - background_probability(small)
+        bg, from_top = frame_evidence(small)
+        fg = 1 - bg
+        cues["behind"] = from_top < BEHIND_DELTA_E
         seed = self._vehicle_seed(((fg > 0.95) | (row_fg & (fg > 0.25))), fg)
         labels = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
         if not seed.any():
@@ -217,30 +243,35 @@ class GrabCutSanitizer:
 
     def _second_pass(self, rgb: np.ndarray, mask: np.ndarray, ground: dict) -> np.ndarray:
         """The first mask refined as `silhouette()` sees it (the same cut that phase I's before/after check and
-        phase II run), then the tyres found in the first pass added again at full size."""
-        road = rgb.shape[0] - max(1, round(rgb.shape[0] * self.cfg.lite.frame_margin))
+        phase II run) without the first pass's ground, then the tyres found in the first pass added again at
+        full size."""
+        road = np.zeros(mask.shape, bool)
+        road[rgb.shape[0] - max(1, round(rgb.shape[0] * self.cfg.lite.frame_margin)):] = True
+        if ground:   # the first cut's road and shadow under the body, at full size
+            road |= cv2.resize(cv2.GaussianBlur(ground["cut"].astype(np.float32), (0, 0), 1.0), mask.shape[::-1],
+                               interpolation=cv2.INTER_LINEAR) > 0.5   # smooth, not the small copy's staircase
         for _ in range(SECOND_PASSES):   # until the cut no longer moves the outline much (a fixed point of the check)
             before, mask = mask, self.silhouette(rgb, mask)
-            mask[road:] = False          # the frame's bottom band is road, as in the first cut
+            mask = largest_component(mask & ~road)   # the bottom band and the ground, as in the first cut
             if iou(before, mask) >= STABLE_IOU:
                 break
         if ground:  # tyres the second cut lost again to dark ground, drawn at full size
             k = rgb.shape[1] / ground["width"]
-            mask = largest_component(mask | tyre_discs(mask.shape, [(x * k, y * k, r * k) for x, y, r in ground["wheels"]]))
+            mask = largest_component(mask | tyre_discs(mask.shape, [w.scaled(k) for w in ground["wheels"]]))
         return mask
 
     @staticmethod
     def _wheels_and_ground(small: np.ndarray, fg: np.ndarray, found: list, ground: dict) -> np.ndarray:
-        """Tyres found as circles join the vehicle; what lies below the lowest tyre, or under the sills
-        between two tyres, is road and shadow. `ground` gets both masks, for the second pass."""
+        """Tyres found as circles or ellipses join the vehicle; what lies below the lowest tyre, or under the
+        sills between two tyres, is road and shadow. `ground` gets the wheels and that cut, for the second pass."""
         wheels = find_wheels(small, fg)
         found.extend(wheels)
         if not wheels:
             return fg
         add = wheel_discs(fg.shape, wheels)
         cut = under_body(small, wheels)
-        cut[int(np.ceil(ground_line(wheels) + GROUND_TOLERANCE * max(r for _, _, r in wheels))):] = True
-        ground.update(wheels=wheels, width=small.shape[1])
+        cut[int(np.ceil(ground_line(wheels) + GROUND_TOLERANCE * max(w.ry for w in wheels))):] = True
+        ground.update(wheels=wheels, width=small.shape[1], cut=cut)
         return largest_component((fg | add) & ~cut)
 
     def _segment(self, rgb: np.ndarray, start_labels, refine=None, iterations: int | None = None) -> np.ndarray:

@@ -5,6 +5,9 @@ geodesic colour distance between superpixels (sum of Lab steps along the cheapes
 each one a soft area (how much of the photo it reaches cheaply) and a soft length of frame border it reaches.
 Walls, sky, road and their shadows reach a long border for their area; a vehicle, whose outline is a colour
 step all round, reaches little. `1 − exp(−connectivity² / 2)` is then the background probability.
+
+The same geodesic distances, measured from the top edge alone, find what is behind the vehicle: a wall or
+sky reaches the top of the frame by small colour steps; a vehicle's roof (rarely cut by the frame) does not.
 """
 from __future__ import annotations
 
@@ -25,6 +28,12 @@ def superpixels(rgb: np.ndarray) -> np.ndarray:
 
 def background_probability(rgb: np.ndarray) -> np.ndarray:
     """H×W float32 background probability in [0, 1] for a small RGB copy."""
+    return frame_evidence(rgb)[0]
+
+
+def frame_evidence(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a small RGB copy: H×W float32 background probability in [0, 1], and H×W float32 geodesic colour
+    distance (Lab units summed along the cheapest path of superpixels) to the top edge of the frame."""
     labels = superpixels(rgb)
     n = int(labels.max()) + 1
     lab = cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab).reshape(-1, 3)
@@ -40,9 +49,12 @@ def background_probability(rgb: np.ndarray) -> np.ndarray:
     step = np.linalg.norm(mean[pairs[:, 0]] - mean[pairs[:, 1]], axis=1) + 1e-3
     graph = coo_matrix((np.r_[step, step], (np.r_[pairs[:, 0], pairs[:, 1]], np.r_[pairs[:, 1], pairs[:, 0]])),
                        shape=(n, n)).tocsr()
-    reach = np.exp(-dijkstra(graph, directed=False) ** 2 / (2 * SIGMA_CLR ** 2))
+    geodesic = dijkstra(graph, directed=False)
+    reach = np.exp(-geodesic ** 2 / (2 * SIGMA_CLR ** 2))
 
     border = np.zeros(n, bool)
     border[np.unique(np.r_[labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
     connectivity = reach[:, border].sum(1) / np.sqrt(reach.sum(1))
-    return (1 - np.exp(-connectivity ** 2 / (2 * SIGMA_BND ** 2)))[labels].astype(np.float32)
+    background = (1 - np.exp(-connectivity ** 2 / (2 * SIGMA_BND ** 2)))[labels].astype(np.float32)
+    from_top = geodesic[:, np.unique(labels[0])].min(1)[labels].astype(np.float32)
+    return background, from_top
