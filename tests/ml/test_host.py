@@ -103,13 +103,13 @@ def test_phase_one_of_two_requests_interleaves_and_sam_keeps_each_embedding(engi
     view = engines.view(run_settings, tmp_path)
     detector, segmenter, inpainter = (getattr(engines.sanitizer, p)._engine
                                       for p in ("detector", "segmenter", "inpainter"))
-    in_lama, other_detected = threading.Event(), threading.Event()
+    in_lama, other_detected, release = threading.Event(), threading.Event(), threading.Event()
     inpaint, detect = inpainter.inpaint, detector.detect
 
-    def slow_inpaint(*a, **k):
-        if not in_lama.is_set():        # the first request to get here waits for the other's GroundingDINO
+    def held_inpaint(*a, **k):
+        if not in_lama.is_set():        # the first request stays inside LaMa until the test lets it go
             in_lama.set()
-            other_detected.wait(60)
+            release.wait(30)
         return inpaint(*a, **k)
 
     def watched_detect(*a, **k):
@@ -117,9 +117,9 @@ def test_phase_one_of_two_requests_interleaves_and_sam_keeps_each_embedding(engi
             other_detected.set()
         return detect(*a, **k)
 
-    monkeypatch.setattr(inpainter, "inpaint", slow_inpaint)
+    monkeypatch.setattr(inpainter, "inpaint", held_inpaint)
     monkeypatch.setattr(detector, "detect", watched_detect)
-    rgb, _ = car
+    rgb = np.roll(car[0], 5, axis=1)          # images no other test of this module's engines embedded
     images = [rgb, np.ascontiguousarray(rgb[:, ::-1])]
     encodes = []
     hook = segmenter.vram.acquire("sam").image_encoder.register_forward_hook(lambda *_: encodes.append(1))
@@ -127,11 +127,14 @@ def test_phase_one_of_two_requests_interleaves_and_sam_keeps_each_embedding(engi
         results = [None, None]
         threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, view.sanitizer.sanitize(images[i])))
                    for i in range(2)]
-        for t in threads:
-            t.start()
+        threads[0].start()
+        assert in_lama.wait(60)
+        threads[1].start()
+        detected = other_detected.wait(30)
+        release.set()
         for t in threads:
             t.join(120)
-        assert other_detected.is_set(), "the second request's GroundingDINO waited for the first one's LaMa"
+        assert detected, "the second request's GroundingDINO waited for the first one's LaMa"
         assert all(r is not None and r.clean.shape == rgb.shape for r in results)
         assert len(encodes) == 2                  # vehicle box and part boxes of each image on one embedding
         for img in images:                        # both embeddings are still there for a silhouette
