@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 import re
+from collections import OrderedDict
 from functools import partial
 from pathlib import Path
 
