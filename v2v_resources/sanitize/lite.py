@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import BadInputError, QualityError
 from ..imaging import iou, require_image
 from ..settings import Phase1
-from .base import SanitizeResult
+from .base import SanitizeResult, erase_kept_silhouette
 from .classical.saliency import frame_evidence
 from .classical.text import find_text, inpaint
 from .classical.wheels import find_wheels, ground_line, tyre_discs, under_body, wheel_discs
@@ -124,13 +124,13 @@ class GrabCutSanitizer:
         erased, detections, parts = find_text(rgb, mask)
         erased = self._within_budget(erased, detections, parts, self.cfg.quality.max_erased_share * mask.sum())
         clean = inpaint(rgb, erased)
-        if erased.any() and iou(self.silhouette(clean, mask), mask) < self.cfg.quality.min_silhouette_iou:
-            # phase I's check measures the outline this cut finds in the clean plate; where it cannot find
-            # this mask again (tyres added on dark ground), erasing would block the photo: keep it unerased
+        if erase_kept_silhouette(self, rgb, clean, mask, erased) < self.cfg.quality.min_silhouette_iou:
+            # phase I's check would block the photo: an erase that moves the outline (a panel filled with
+            # the background's colour) is not kept
             erased[:] = False
             clean = rgb
             for d in detections:
-                d.update(kept=False, why=d["why"] + "; not erased: the silhouette check could not confirm the mask")
+                d.update(kept=False, why=d["why"] + "; not erased: erasing moved the silhouette")
         kept = sum(d["kept"] for d in detections)
         return SanitizeResult(
             clean=clean, vehicle_mask=mask, erased_mask=erased, backend=self.backend, detections=detections,
