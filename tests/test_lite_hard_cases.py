@@ -282,3 +282,24 @@ def test_a_plate_is_erased_above_a_shadow_the_cut_took_away(sanitizer):
     assert iou(sanitizer.silhouette(img, mask), mask) < 0.97   # the cut regrows the shadow
     assert result.erased_mask[330:361, 280:401].mean() > 0.8 and result.metrics["parts_erased"] >= 1
     assert erase_kept_silhouette(sanitizer, img, result.clean, mask, result.erased_mask) >= 0.97
+
+
+def test_thin_arms_reaching_a_side_edge_are_cut_and_a_cropped_vehicle_is_kept():
+    """A kerb strip joined to the car's rear and running out to the left frame edge, and a band of sky between
+    buildings joined to its roof and running out to the right, are cut; a car the frame crops at its front
+    (as tall at the edge as elsewhere) keeps the part at the edge, and so do thin parts away from the edges."""
+    from v2v_resources.sanitize.lite import drop_side_arms
+
+    img = np.zeros((H, W, 3), np.uint8)
+    truth = car(img, 100, 440, 420, (200, 30, 30)) > 0
+    kerb, sky = np.zeros_like(truth), np.zeros_like(truth)
+    kerb[345:370, 5:101] = True
+    sky[200:240, 480:W] = True
+    aerial = np.zeros_like(truth)
+    aerial[160:200, 400:403] = True
+    out = drop_side_arms(truth | kerb | sky | aerial, 0.04)
+    assert not out[kerb & ~truth].any() and not out[sky & ~truth].any() and out[aerial].all()
+    assert iou(out, truth | aerial) > 0.99
+    cropped = np.zeros((H, W, 3), np.uint8)
+    truth = car(cropped, 300, 440, 420, (200, 30, 30)) > 0   # its front runs out of the frame
+    assert iou(drop_side_arms(truth, 0.04), truth) > 0.99

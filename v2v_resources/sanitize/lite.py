@@ -41,6 +41,7 @@ WORK_LONG_SIDE = 384
 ROW_PRIOR_DELTA_E = 12.0   # Lab distance from a row's margin colours above which a pixel starts as vehicle
 BEHIND_DELTA_E = 10.0     # geodesic Lab distance from the top edge below which a region is behind the vehicle
 BEHIND_LOW_SHARE = 0.4    # a part behind that reaches into this lower share of the cut's box is the body itself
+SIDE_ARM_SHARE = 0.3      # a part reaching a side edge thinner than this share of the cut's height is background
 SEED_BOX_GROWTH = 0.15    # the seed blob's box grows by this share of its size; beyond it is sure background
 GUIDED_EPS = 1e-3         # guided filter regulariser: below this grey variance (≈ 8 levels²) the mask stays smooth
 SECOND_PASSES = 2         # band-limited cuts at most, after the first
@@ -91,6 +92,25 @@ def drop_behind(fg: np.ndarray, behind: np.ndarray) -> np.ndarray:
     return largest_component(fg & ~drop[parts])
 
 
+def drop_side_arms(fg: np.ndarray, margin: float) -> np.ndarray:
+    """The cut without its thin arms that reach the left or right frame edge: a kerb, a road strip or the gap
+    between buildings, joined to the vehicle along a row, is thinner there than `SIDE_ARM_SHARE` of the cut's
+    height, whereas a vehicle the frame crops is about as tall at the edge as elsewhere. An arm is what a
+    vertical opening removes, among the removed parts those reaching within twice the `margin` band (a share
+    of the width, sure background in the cuts) of a side edge."""
+    ys = np.nonzero(fg)[0]
+    if not ys.size:
+        return fg
+    k = max(3, round(SIDE_ARM_SHARE * (ys.max() - ys.min() + 1)))
+    thin = fg & ~(cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, np.ones((k, 1), np.uint8)) > 0)
+    n, parts, stats, _ = cv2.connectedComponentsWithStats(thin.astype(np.uint8), connectivity=8)
+    x, bw = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_WIDTH]
+    edge = round(2 * margin * fg.shape[1])   # arms the cuts stopped short of the margin band too
+    arm = (x <= edge) | (x + bw >= fg.shape[1] - edge)
+    arm[0] = False
+    return largest_component(fg & ~arm[parts])
+
+
 def _check_rgb(rgb: np.ndarray) -> None:
     require_image(rgb, 3, PHASE, "decode the photo with imaging.load_photo first")
 
@@ -115,7 +135,8 @@ class GrabCutSanitizer:
             cues: dict = {}
             mask, method = self._segment(
                 rgb, lambda small: self._frame_labels(small, cues),
-                lambda small, fg: self._wheels_and_ground(small, drop_behind(fg, cues["behind"]), wheels, ground)), "grabcut"
+                lambda small, fg: self._wheels_and_ground(
+                    small, drop_side_arms(drop_behind(fg, cues["behind"]), self.cfg.lite.frame_margin), wheels, ground)), "grabcut"
             if mask.any():
                 mask = self._second_pass(rgb, mask, ground)
         if not mask.any():
@@ -252,7 +273,7 @@ class GrabCutSanitizer:
                                interpolation=cv2.INTER_LINEAR) > 0.5   # smooth, not the small copy's staircase
         for _ in range(SECOND_PASSES):   # until the cut no longer moves the outline much (a fixed point of the check)
             before, mask = mask, self.silhouette(rgb, mask)
-            mask = largest_component(mask & ~road)   # the bottom band and the ground, as in the first cut
+            mask = drop_side_arms(mask & ~road, self.cfg.lite.frame_margin)   # the bottom band, the ground and arms, as in the first cut
             if iou(before, mask) >= STABLE_IOU:
                 break
         if ground:  # tyres the second cut lost again to dark ground, drawn at full size
