@@ -23,7 +23,10 @@ line) are inpainted from the paint round them, the tallest first while the erase
 """
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
+from collections import OrderedDict
 
 import cv2
 import numpy as np
@@ -49,6 +52,7 @@ STABLE_IOU = 0.985        # a cut that moves the outline less than this is the l
 HINT_ITERATIONS = 2       # a band-limited cut starts close to its answer: fewer GrabCut rounds suffice
 HINT_BAND = 0.05          # share of the long side round a hint's outline in which silhouette() decides
 GROUND_TOLERANCE = 0.25   # share of a tyre radius kept below the lowest tyre bottom
+SILHOUETTES_KEPT = 4      # silhouette() answers remembered: phase I's own erase check and the phase's check ask the same
 CLOSE_SHARE = 0.03         # closing kernel, share of the long side: bridges thin roofs and pillars
 
 
@@ -120,6 +124,8 @@ class GrabCutSanitizer:
 
     def __init__(self, cfg: Phase1):
         self.cfg = cfg
+        self._silhouettes: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._silhouettes_lock = threading.Lock()
 
     def sanitize(self, rgb: np.ndarray, alpha: np.ndarray | None = None) -> SanitizeResult:
         _check_rgb(rgb)
@@ -186,10 +192,25 @@ class GrabCutSanitizer:
                                 fix="resize the hint to the image (imaging.resize_mask)")
         if not hint.any():
             raise BadInputError("hint mask is empty", phase=PHASE, fix="pass the vehicle mask from phase I")
+        # the cut is deterministic: the same image and hint (phase I's erase check, then the phase's own check
+        # on the same photo and clean plate) get the answer remembered, by content
+        key = hashlib.blake2b(np.ascontiguousarray(rgb).data, digest_size=16)
+        key.update(repr(rgb.shape).encode())
+        key.update(np.packbits(hint.astype(bool)).data)
+        key = key.digest()
+        with self._silhouettes_lock:
+            if key in self._silhouettes:
+                self._silhouettes.move_to_end(key)
+                return self._silhouettes[key].copy()
         # area resampling keeps every hinted pixel, however thin, in the small copy
-        return self._segment(rgb, lambda small: self._hint_labels(
+        found = self._segment(rgb, lambda small: self._hint_labels(
             cv2.resize(hint.astype(np.uint8) * 255, small.shape[1::-1], interpolation=cv2.INTER_AREA) > 0,
             self.cfg.lite.frame_margin), iterations=min(HINT_ITERATIONS, self.cfg.lite.grabcut_iterations))
+        with self._silhouettes_lock:
+            self._silhouettes[key] = found.copy()
+            while len(self._silhouettes) > SILHOUETTES_KEPT:
+                self._silhouettes.popitem(last=False)
+        return found
 
     def _frame_labels(self, small: np.ndarray, cues: dict) -> np.ndarray:
         """The `frame_margin` band is sure background; inside, the row colour prior decides the start.
