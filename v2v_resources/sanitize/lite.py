@@ -11,15 +11,17 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
 - GrabCut refines colour models and outline; the mask is cleaned (largest part, closed, holes filled);
 - what reaches the top edge by small colour steps (classical/saliency.py's geodesic distances) and stays
   above the vehicle's lower part is a wall or sky behind it, learnt as vehicle where the seed touched it: cut;
+- thin arms running out to a side edge (a kerb, a road strip, the sky between buildings) are cut;
 - wheels found as Hough circles or, seen at an angle, as ellipses fitted to the rims' edge arcs
   (classical/wheels.py) add tyres lost to dark ground, and what lies under the sills between them or below
   the lowest tyre (road, shadow) is cut.
 Then band-limited cuts (`silhouette()`, the cut phase I's before/after check and phase II run) refine the
-outline at most `SECOND_PASSES` times until stable, the first cut's ground staying out; the tyres are
-added again, and a guided filter snaps the outline to the full-size photo's edges. Finally lettering and
-plates (classical/text.py: MSER and Otsu characters in rows, plate quadrilaterals, plain panels round a
-line) are inpainted from the paint round them, the tallest first while the erased share stays within
-`quality.max_erased_share`, and reported.
+outline at most `SECOND_PASSES` times until stable, the first cut's ground and side arms staying out; the
+tyres are added again, and a guided filter snaps the outline to the full-size photo's edges. Finally
+lettering and plates (classical/text.py: MSER and Otsu characters in rows, plate quadrilaterals, plain panels
+round a line) are inpainted from the paint round them, the tallest first while the erased share stays
+within `quality.max_erased_share`, kept when the outline the cut finds in the clean plate is the one it
+finds in the photo (base.erase_kept_silhouette, phase I's check), and reported.
 """
 from __future__ import annotations
 
@@ -52,7 +54,7 @@ STABLE_IOU = 0.985        # a cut that moves the outline less than this is the l
 HINT_ITERATIONS = 2       # a band-limited cut starts close to its answer: fewer GrabCut rounds suffice
 HINT_BAND = 0.05          # share of the long side round a hint's outline in which silhouette() decides
 GROUND_TOLERANCE = 0.25   # share of a tyre radius kept below the lowest tyre bottom
-SILHOUETTES_KEPT = 4      # silhouette() answers remembered: phase I's own erase check and the phase's check ask the same
+SILHOUETTES_KEPT = 4      # silhouette() answers remembered (phase I's erase check and the phase's own ask the same)
 CLOSE_SHARE = 0.03         # closing kernel, share of the long side: bridges thin roofs and pillars
 
 
