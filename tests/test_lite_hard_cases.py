@@ -267,13 +267,17 @@ def test_a_badge_beside_a_wheel_is_not_a_wheel():
     assert not any(badge[0] <= w.x <= badge[2] for w in wheels)
 
 
-def test_a_plate_is_erased_above_a_shadow_the_cut_took_away(sanitizer):
+def test_a_plate_is_erased_above_a_shadow_the_cut_took_away(sanitizer, home):
     """A plate on a car whose shadow the first cut took away: the band-limited cut the phase checks with finds
     that shadow again, in the photo as in the clean plate. Erasing moves neither outline, so the plate is
-    erased (it was refused while the check compared the clean plate's outline with the mask itself)."""
+    erased (it was refused while the check compared the clean plate's outline with the mask itself), and
+    phase I's own check, run as the pipeline runs it, passes."""
+    from v2v_resources import imaging
+    from v2v_resources.phases import clean_plate
+
     img = photo((150, 170, 200), (60, 60, 62))
     cv2.ellipse(img, (320, 425), (300, 45), 0, 0, 360, (10, 10, 12), -1)
-    truth = car(img, 100, 440, 420, (40, 90, 160), tyre=(20, 20, 22), aspect=0.55)
+    car(img, 100, 440, 420, (40, 90, 160), tyre=(20, 20, 22), aspect=0.55)
     cv2.rectangle(img, (280, 330), (400, 360), (235, 235, 230), -1)
     cv2.putText(img, "FEU 42", (288, 355), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (20, 20, 20), 2, cv2.LINE_AA)
     img = noisy(img, 9)
@@ -282,6 +286,10 @@ def test_a_plate_is_erased_above_a_shadow_the_cut_took_away(sanitizer):
     assert iou(sanitizer.silhouette(img, mask), mask) < 0.97   # the cut regrows the shadow
     assert result.erased_mask[330:361, 280:401].mean() > 0.8 and result.metrics["parts_erased"] >= 1
     assert erase_kept_silhouette(sanitizer, img, result.clean, mask, result.erased_mask) >= 0.97
+    imaging.save_png(home.path("photo", "car", "photo.png"), img)
+    out = clean_plate.run(home, "car", load_settings(), sanitizer)
+    assert not out.failed_checks and out.metadata["erased_share"] > 0
+    assert out.metadata["silhouette_iou"] >= 0.97
 
 
 def test_thin_arms_reaching_a_side_edge_are_cut_and_a_cropped_vehicle_is_kept():
