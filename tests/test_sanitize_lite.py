@@ -61,6 +61,14 @@ def test_silhouette_follows_the_image_not_the_hint(sanitizer):
     assert iou(hint, truth) < 0.75
     found = sanitizer.silhouette(img, hint)
     assert iou(found, truth) > 0.95
+    # asked again (phase I's erase check, then the phase's), the same answer, remembered by content: a copy
+    # the caller may change, and another image or hint gets its own cut
+    found[:] = False
+    again = sanitizer.silhouette(img.copy(), hint.copy())
+    assert np.array_equal(again, GrabCutSanitizer(sanitizer.cfg).silhouette(img, hint))
+    assert iou(sanitizer.silhouette(img, hint), truth) > 0.95
+    moved = np.roll(truth, 8, axis=1)
+    assert iou(sanitizer.silhouette(np.roll(img, 8, axis=1), hint), moved) > iou(moved, truth) + 0.05
 
 
 def test_nothing_to_find_is_a_quality_error(sanitizer):

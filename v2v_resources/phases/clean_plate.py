@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import imaging
 from ..backends import make_sanitizer
+from ..sanitize.base import erase_kept_silhouette
 from ..settings import Settings
 from ..storage import Home
 from .base import CheckOutcome, Phase, PhaseOutcome, finish, numbers, thumb
@@ -40,8 +41,7 @@ def run(home: Home, key: str, settings: Settings, sanitizer) -> PhaseOutcome:
     alpha_path = home.path("photo", key, "alpha.png")
     alpha = (imaging.load_mask(alpha_path).astype(np.uint8) * 255) if alpha_path.exists() else None
     res = sanitizer.sanitize(rgb, alpha)
-    after = res.vehicle_mask if not res.erased_mask.any() else sanitizer.silhouette(res.clean, res.vehicle_mask)
-    sil_iou = imaging.iou(res.vehicle_mask, after)
+    sil_iou = erase_kept_silhouette(sanitizer, rgb, res.clean, res.vehicle_mask, res.erased_mask)
     area = float(res.vehicle_mask.mean())
     vehicle_px = max(1, int(res.vehicle_mask.sum()))
     erased = float(np.logical_and(res.erased_mask, res.vehicle_mask).sum() / vehicle_px)

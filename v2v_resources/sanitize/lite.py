@@ -11,19 +11,24 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
 - GrabCut refines colour models and outline; the mask is cleaned (largest part, closed, holes filled);
 - what reaches the top edge by small colour steps (classical/saliency.py's geodesic distances) and stays
   above the vehicle's lower part is a wall or sky behind it, learnt as vehicle where the seed touched it: cut;
+- thin arms running out to a side edge (a kerb, a road strip, the sky between buildings) are cut;
 - wheels found as Hough circles or, seen at an angle, as ellipses fitted to the rims' edge arcs
   (classical/wheels.py) add tyres lost to dark ground, and what lies under the sills between them or below
   the lowest tyre (road, shadow) is cut.
 Then band-limited cuts (`silhouette()`, the cut phase I's before/after check and phase II run) refine the
-outline at most `SECOND_PASSES` times until stable, the first cut's ground staying out; the tyres are
-added again, and a guided filter snaps the outline to the full-size photo's edges. Finally lettering and
-plates (classical/text.py: MSER and Otsu characters in rows, plate quadrilaterals, plain panels round a
-line) are inpainted from the paint round them, the tallest first while the erased share stays within
-`quality.max_erased_share`, and reported.
+outline at most `SECOND_PASSES` times until stable, the first cut's ground and side arms staying out; the
+tyres are added again, and a guided filter snaps the outline to the full-size photo's edges. Finally
+lettering and plates (classical/text.py: MSER and Otsu characters in rows, plate quadrilaterals, plain panels
+round a line) are inpainted from the paint round them, the tallest first while the erased share stays
+within `quality.max_erased_share`, kept when the outline the cut finds in the clean plate is the one it
+finds in the photo (base.erase_kept_silhouette, phase I's check), and reported.
 """
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
+from collections import OrderedDict
 
 import cv2
 import numpy as np
@@ -31,7 +36,7 @@ import numpy as np
 from ..errors import BadInputError, QualityError
 from ..imaging import iou, require_image
 from ..settings import Phase1
-from .base import SanitizeResult
+from .base import SanitizeResult, erase_kept_silhouette
 from .classical.saliency import frame_evidence
 from .classical.text import find_text, inpaint
 from .classical.wheels import find_wheels, ground_line, tyre_discs, under_body, wheel_discs
@@ -41,6 +46,7 @@ WORK_LONG_SIDE = 384
 ROW_PRIOR_DELTA_E = 12.0   # Lab distance from a row's margin colours above which a pixel starts as vehicle
 BEHIND_DELTA_E = 10.0     # geodesic Lab distance from the top edge below which a region is behind the vehicle
 BEHIND_LOW_SHARE = 0.4    # a part behind that reaches into this lower share of the cut's box is the body itself
+SIDE_ARM_SHARE = 0.3      # a part reaching a side edge thinner than this share of the cut's height is background
 SEED_BOX_GROWTH = 0.15    # the seed blob's box grows by this share of its size; beyond it is sure background
 GUIDED_EPS = 1e-3         # guided filter regulariser: below this grey variance (≈ 8 levels²) the mask stays smooth
 SECOND_PASSES = 2         # band-limited cuts at most, after the first
@@ -48,6 +54,7 @@ STABLE_IOU = 0.985        # a cut that moves the outline less than this is the l
 HINT_ITERATIONS = 2       # a band-limited cut starts close to its answer: fewer GrabCut rounds suffice
 HINT_BAND = 0.05          # share of the long side round a hint's outline in which silhouette() decides
 GROUND_TOLERANCE = 0.25   # share of a tyre radius kept below the lowest tyre bottom
+SILHOUETTES_KEPT = 4      # silhouette() answers remembered (phase I's erase check and the phase's own ask the same)
 CLOSE_SHARE = 0.03         # closing kernel, share of the long side: bridges thin roofs and pillars
 
 
@@ -91,6 +98,25 @@ def drop_behind(fg: np.ndarray, behind: np.ndarray) -> np.ndarray:
     return largest_component(fg & ~drop[parts])
 
 
+def drop_side_arms(fg: np.ndarray, margin: float) -> np.ndarray:
+    """The cut without its thin arms that reach the left or right frame edge: a kerb, a road strip or the gap
+    between buildings, joined to the vehicle along a row, is thinner there than `SIDE_ARM_SHARE` of the cut's
+    height, whereas a vehicle the frame crops is about as tall at the edge as elsewhere. An arm is what a
+    vertical opening removes, among the removed parts those reaching within twice the `margin` band (a share
+    of the width, sure background in the cuts) of a side edge."""
+    ys = np.nonzero(fg)[0]
+    if not ys.size:
+        return fg
+    k = max(3, round(SIDE_ARM_SHARE * (ys.max() - ys.min() + 1)))
+    thin = fg & ~(cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, np.ones((k, 1), np.uint8)) > 0)
+    n, parts, stats, _ = cv2.connectedComponentsWithStats(thin.astype(np.uint8), connectivity=8)
+    x, bw = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_WIDTH]
+    edge = round(2 * margin * fg.shape[1])   # arms the cuts stopped short of the margin band too
+    arm = (x <= edge) | (x + bw >= fg.shape[1] - edge)
+    arm[0] = False
+    return largest_component(fg & ~arm[parts])
+
+
 def _check_rgb(rgb: np.ndarray) -> None:
     require_image(rgb, 3, PHASE, "decode the photo with imaging.load_photo first")
 
@@ -100,6 +126,8 @@ class GrabCutSanitizer:
 
     def __init__(self, cfg: Phase1):
         self.cfg = cfg
+        self._silhouettes: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._silhouettes_lock = threading.Lock()
 
     def sanitize(self, rgb: np.ndarray, alpha: np.ndarray | None = None) -> SanitizeResult:
         _check_rgb(rgb)
@@ -115,7 +143,8 @@ class GrabCutSanitizer:
             cues: dict = {}
             mask, method = self._segment(
                 rgb, lambda small: self._frame_labels(small, cues),
-                lambda small, fg: self._wheels_and_ground(small, drop_behind(fg, cues["behind"]), wheels, ground)), "grabcut"
+                lambda small, fg: self._wheels_and_ground(
+                    small, drop_side_arms(drop_behind(fg, cues["behind"]), self.cfg.lite.frame_margin), wheels, ground)), "grabcut"
             if mask.any():
                 mask = self._second_pass(rgb, mask, ground)
         if not mask.any():
@@ -124,13 +153,13 @@ class GrabCutSanitizer:
         erased, detections, parts = find_text(rgb, mask)
         erased = self._within_budget(erased, detections, parts, self.cfg.quality.max_erased_share * mask.sum())
         clean = inpaint(rgb, erased)
-        if erased.any() and iou(self.silhouette(clean, mask), mask) < self.cfg.quality.min_silhouette_iou:
-            # phase I's check measures the outline this cut finds in the clean plate; where it cannot find
-            # this mask again (tyres added on dark ground), erasing would block the photo: keep it unerased
+        if erase_kept_silhouette(self, rgb, clean, mask, erased) < self.cfg.quality.min_silhouette_iou:
+            # phase I's check would block the photo: an erase that moves the outline (a panel filled with
+            # the background's colour) is not kept
             erased[:] = False
             clean = rgb
             for d in detections:
-                d.update(kept=False, why=d["why"] + "; not erased: the silhouette check could not confirm the mask")
+                d.update(kept=False, why=d["why"] + "; not erased: erasing moved the silhouette")
         kept = sum(d["kept"] for d in detections)
         return SanitizeResult(
             clean=clean, vehicle_mask=mask, erased_mask=erased, backend=self.backend, detections=detections,
@@ -165,10 +194,25 @@ class GrabCutSanitizer:
                                 fix="resize the hint to the image (imaging.resize_mask)")
         if not hint.any():
             raise BadInputError("hint mask is empty", phase=PHASE, fix="pass the vehicle mask from phase I")
+        # the cut is deterministic: the same image and hint (phase I's erase check, then the phase's own check
+        # on the same photo and clean plate) get the answer remembered, by content
+        key = hashlib.blake2b(np.ascontiguousarray(rgb).data, digest_size=16)
+        key.update(repr(rgb.shape).encode())
+        key.update(np.packbits(hint.astype(bool)).data)
+        key = key.digest()
+        with self._silhouettes_lock:
+            if key in self._silhouettes:
+                self._silhouettes.move_to_end(key)
+                return self._silhouettes[key].copy()
         # area resampling keeps every hinted pixel, however thin, in the small copy
-        return self._segment(rgb, lambda small: self._hint_labels(
+        found = self._segment(rgb, lambda small: self._hint_labels(
             cv2.resize(hint.astype(np.uint8) * 255, small.shape[1::-1], interpolation=cv2.INTER_AREA) > 0,
             self.cfg.lite.frame_margin), iterations=min(HINT_ITERATIONS, self.cfg.lite.grabcut_iterations))
+        with self._silhouettes_lock:
+            self._silhouettes[key] = found.copy()
+            while len(self._silhouettes) > SILHOUETTES_KEPT:
+                self._silhouettes.popitem(last=False)
+        return found
 
     def _frame_labels(self, small: np.ndarray, cues: dict) -> np.ndarray:
         """The `frame_margin` band is sure background; inside, the row colour prior decides the start.
@@ -252,7 +296,7 @@ class GrabCutSanitizer:
                                interpolation=cv2.INTER_LINEAR) > 0.5   # smooth, not the small copy's staircase
         for _ in range(SECOND_PASSES):   # until the cut no longer moves the outline much (a fixed point of the check)
             before, mask = mask, self.silhouette(rgb, mask)
-            mask = largest_component(mask & ~road)   # the bottom band and the ground, as in the first cut
+            mask = drop_side_arms(mask & ~road, self.cfg.lite.frame_margin)   # the bottom band, the ground and arms, as in the first cut
             if iou(before, mask) >= STABLE_IOU:
                 break
         if ground:  # tyres the second cut lost again to dark ground, drawn at full size
