@@ -16,6 +16,21 @@ os.environ.update({"V2V_MODELS": str(_ISOLATED / "models-none"), "V2V_HOME": str
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
+@pytest.fixture(autouse=True)
+def _dagster_context_settled():
+    """Dagster keeps the entered instance's state storage in a context variable, and a context manager left
+    open (an instance entered inside one) puts an older, disposed instance's storage back whenever the garbage
+    collector closes it, possibly during a later test ("Attempted to resolve undefined DagsterInstance
+    weakref", seen once in CI). So each test ends with a collection and the next starts with none set."""
+    yield
+    import gc
+
+    from dagster._core.storage.defs_state import base    # no public way to clear it
+
+    gc.collect()
+    base._current_storage.set(None)
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     from v2v_resources.storage import Home

@@ -145,9 +145,9 @@ def tick_inbox(instance: dg.DagsterInstance, defs: dg.Definitions, resources: di
                cursor: str | None = None) -> dg.SensorResult:
     """Evaluate the inbox sensor once and apply its partition requests, as the daemon does (the demo and the
     tests use it to run a tick without a daemon)."""
-    result = inbox_sensor(dg.build_sensor_context(
-        instance=instance, cursor=cursor, definitions=defs,
-        resources={k: resources[k] for k in ("v2v_home", "v2v_config")}))
+    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                 resources={k: resources[k] for k in ("v2v_home", "v2v_config")}) as context:
+        result = inbox_sensor(context)
     for req in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
     return result
