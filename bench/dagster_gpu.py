@@ -29,7 +29,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -242,14 +241,10 @@ def main() -> int:
 
     import torch
 
-    from gpu_throughput import bench_overrides
-    from v2v_resources.models.synthetic import ensure_models
+    from gpu_throughput import bench_inputs, bench_overrides
     from v2v_resources.settings import load_settings
 
-    cuda = args.device.startswith("cuda")
-    work = Path(args.work or tempfile.mkdtemp(prefix="v2v-dagster-gpu-")).resolve()
-    models = ensure_models(work / f"models-{args.scale}", args.scale, cuda)
-    size = tuple(int(v) for v in args.size.split("x"))
+    cuda, work, models, size = bench_inputs(args, "v2v-dagster-gpu-")
     overrides = bench_overrides("auto" if cuda else "cpu", args.budget_gb, size, args.steps)
     overrides["host"] = {"port": args.port}
     # random weights' rasters are noise that a 15-colour trace cannot render back to 98 %: the bound is opened

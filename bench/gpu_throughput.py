@@ -53,6 +53,17 @@ VARIANTS = {
 OVERLAP = {v: v != "seed" for v in VARIANTS}
 
 
+def bench_inputs(args, prefix: str) -> tuple[bool, Path, Path, tuple[int, int]]:
+    """(cuda?, the work folder, the random-weight models of `args.scale` in it, the photo size) for a bench
+    whose arguments have --device, --work, --scale and --size."""
+    from v2v_resources.models.synthetic import ensure_models
+
+    cuda = args.device.startswith("cuda")
+    work = Path(args.work or tempfile.mkdtemp(prefix=prefix)).resolve()
+    models = ensure_models(work / f"models-{args.scale}", args.scale, cuda)
+    return cuda, work, models, tuple(int(v) for v in args.size.split("x"))
+
+
 def bench_overrides(device: str, budget_gb: float | None, size: tuple[int, int], steps: int | None = None) -> dict:
     """Production settings, with what random weights need: open vehicle-area bounds and no IoU retries."""
     sdxl = {"steps": steps} if steps else {}

@@ -25,7 +25,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
@@ -36,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from gpu_throughput import bench_overrides, merge  # noqa: E402
+from gpu_throughput import bench_inputs, bench_overrides, merge  # noqa: E402
 
 GPU_PHASES = ("clean_plate", "illustration", "palette_raster")
 _cpu: dict = {}
@@ -131,14 +130,10 @@ def main() -> int:
     import yaml
 
     from v2v_resources.host.client import HostClient
-    from v2v_resources.models.synthetic import ensure_models
     from v2v_resources.settings import load_settings
     from v2v_resources.storage import Home
 
-    cuda = args.device.startswith("cuda")
-    work = Path(args.work or tempfile.mkdtemp(prefix="v2v-host-bench-")).resolve()
-    models = ensure_models(work / f"models-{args.scale}", args.scale, cuda)
-    size = tuple(int(v) for v in args.size.split("x"))
+    cuda, work, models, size = bench_inputs(args, "v2v-host-bench-")
     n = args.images + 2                 # + the single-photo runs before and after the burst
     over = bench_overrides("cuda" if cuda else "cpu", None, size, args.steps)
     host = {k: v for k, v in (("max_batch", args.max_batch), ("max_wait_ms", args.max_wait_ms),

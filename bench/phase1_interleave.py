@@ -34,7 +34,7 @@ def main() -> int:
 
     from gpu_throughput import bench_overrides
     from v2v_resources.host.engines import lock_models
-    from v2v_resources.host.service import _cuda_stream_per_thread
+    from v2v_resources.host.service import cuda_stream_per_thread
     from v2v_resources.models.synthetic import ensure_models
     from v2v_resources.phases import Engines
     from v2v_resources.samples import draw_sample
@@ -71,7 +71,7 @@ def main() -> int:
     sync()
     serial = time.perf_counter() - t
     emit({"measure": "serial", "threads": 1, "s_per_image": round(serial / len(photos), 3)})
-    pool = ThreadPoolExecutor(args.threads, initializer=_cuda_stream_per_thread(args.device if cuda else "cpu"))
+    pool = ThreadPoolExecutor(args.threads, initializer=cuda_stream_per_thread(args.device if cuda else "cpu"))
     t = time.perf_counter()
     list(pool.map(san.sanitize, photos))
     sync()

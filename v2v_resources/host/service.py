@@ -42,7 +42,7 @@ class RequestError(Exception):
                    retryable=e.retryable)
 
 
-def _cuda_stream_per_thread(device: str):
+def cuda_stream_per_thread(device: str):
     """Each worker thread issues its kernels on a stream of its own, so phase I and ESRGAN overlap SDXL."""
     def init():
         import torch
@@ -84,7 +84,7 @@ class HostService:
                 self.engines = ResidentEngines(self.settings, **self._load_args)
             self.timings["load_s"] = round(time.monotonic() - t, 3)
             device = self.engines.vram.device
-            init = _cuda_stream_per_thread(device)
+            init = cuda_stream_per_thread(device)
             batcher = SdxlBatcher(self.hc.max_batch, self.hc.max_wait_ms / 1000, self.metrics, init)
             self.engines.attach(batcher, self.metrics)
             if self.hc.warmup:

@@ -25,16 +25,14 @@ finds in the photo (base.erase_kept_silhouette, phase I's check), and reported.
 """
 from __future__ import annotations
 
-import hashlib
-import threading
 import time
-from collections import OrderedDict
 
 import cv2
 import numpy as np
 
 from ..errors import BadInputError, QualityError
 from ..imaging import iou, require_image
+from ..recent import Recent
 from ..settings import Phase1
 from .base import SanitizeResult, erase_kept_silhouette
 from .classical.saliency import frame_evidence
@@ -126,8 +124,7 @@ class GrabCutSanitizer:
 
     def __init__(self, cfg: Phase1):
         self.cfg = cfg
-        self._silhouettes: OrderedDict[bytes, np.ndarray] = OrderedDict()
-        self._silhouettes_lock = threading.Lock()
+        self._silhouettes = Recent(SILHOUETTES_KEPT)
 
     def sanitize(self, rgb: np.ndarray, alpha: np.ndarray | None = None) -> SanitizeResult:
         _check_rgb(rgb)
@@ -196,22 +193,14 @@ class GrabCutSanitizer:
             raise BadInputError("hint mask is empty", phase=PHASE, fix="pass the vehicle mask from phase I")
         # the cut is deterministic: the same image and hint (phase I's erase check, then the phase's own check
         # on the same photo and clean plate) get the answer remembered, by content
-        key = hashlib.blake2b(np.ascontiguousarray(rgb).data, digest_size=16)
-        key.update(repr(rgb.shape).encode())
-        key.update(np.packbits(hint.astype(bool)).data)
-        key = key.digest()
-        with self._silhouettes_lock:
-            if key in self._silhouettes:
-                self._silhouettes.move_to_end(key)
-                return self._silhouettes[key].copy()
+        key = Recent.key(rgb, hint.astype(bool))
+        if (known := self._silhouettes.get(key)) is not None:
+            return known.copy()
         # area resampling keeps every hinted pixel, however thin, in the small copy
         found = self._segment(rgb, lambda small: self._hint_labels(
             cv2.resize(hint.astype(np.uint8) * 255, small.shape[1::-1], interpolation=cv2.INTER_AREA) > 0,
             self.cfg.lite.frame_margin), iterations=min(HINT_ITERATIONS, self.cfg.lite.grabcut_iterations))
-        with self._silhouettes_lock:
-            self._silhouettes[key] = found.copy()
-            while len(self._silhouettes) > SILHOUETTES_KEPT:
-                self._silhouettes.popitem(last=False)
+        self._silhouettes.put(key, found.copy())
         return found
 
     def _frame_labels(self, small: np.ndarray, cues: dict) -> np.ndarray:

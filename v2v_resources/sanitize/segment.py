@@ -1,9 +1,7 @@
 """Box-prompted masks with segment_anything's SamPredictor (RGB input, boxes through its own transform)."""
 from __future__ import annotations
 
-import hashlib
 import re
-from collections import OrderedDict
 from functools import partial
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import EngineError
+from ..recent import Recent
 from ..vram import VramManager
 
 NAME = "sam"
@@ -69,22 +68,20 @@ class SamSegmenter:
         vram.register(NAME, sam_from_state_dict(sd))
         # the latest images' embeddings (a few MB each), reused for their boxes: in a model host the requests of
         # several images interleave between one image's vehicle box and its part boxes
-        self._predictors: OrderedDict[tuple, object] = OrderedDict()
+        self._predictors = Recent(EMBEDDINGS_KEPT)
 
     def _predictor_for(self, sam, rgb: np.ndarray):
         """A predictor holding `rgb`'s embedding: the vehicle and then its parts are boxes on one image, and
         the ViT-H encoder is the expensive half of SAM."""
         from segment_anything import SamPredictor
 
-        key = (rgb.shape, hashlib.blake2b(np.ascontiguousarray(rgb).data, digest_size=16).digest(),
-               next(sam.parameters()).device, id(sam))   # moved by the VRAM manager: the embedding must follow
-        predictor = self._predictors.pop(key, None)
+        # moved by the VRAM manager, the embedding must follow the model
+        key = Recent.key(rgb, str(next(sam.parameters()).device), id(sam))
+        predictor = self._predictors.get(key)
         if predictor is None:
             predictor = SamPredictor(sam)
             predictor.set_image(np.ascontiguousarray(rgb), image_format="RGB")
-        self._predictors[key] = predictor
-        while len(self._predictors) > EMBEDDINGS_KEPT:
-            self._predictors.popitem(last=False)
+        self._predictors.put(key, predictor)
         return predictor
 
     def masks(self, rgb: np.ndarray, boxes: np.ndarray, *, multimask: bool = True) -> np.ndarray:
