@@ -220,12 +220,9 @@ def run_mode(mode: str, args, work: Path, models: Path, overrides: dict, photos:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--scale", default="full")
-    ap.add_argument("--device", default="cuda:0")
-    ap.add_argument("--images", type=int, default=64)
-    ap.add_argument("--size", default="1024x1024")
-    ap.add_argument("--steps", type=int, default=None)
+    from gpu_throughput import bench_inputs, bench_overrides, bench_parser
+
+    ap = bench_parser(__doc__)
     ap.add_argument("--modes", default="host,inprocess")
     ap.add_argument("--single-modes", default="host,inprocess", help="modes that also time one photo after")
     ap.add_argument("--port", type=int, default=8775, help="the first host's; host i listens on port + i")
@@ -234,14 +231,11 @@ def main() -> int:
     ap.add_argument("--steps-per-host", type=int, default=3, help="host mode: gpu pool slots per host")
     ap.add_argument("--budget-gb", type=float, default=None, help="hardware.max_vram_gb (e.g. 22 for 24gb)")
     ap.add_argument("--timeout-s", type=float, default=1800)
-    ap.add_argument("--work", default=None)
-    ap.add_argument("--results", default=None)
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))     # a killed bench still stops what it started
 
     import torch
 
-    from gpu_throughput import bench_inputs, bench_overrides
     from v2v_resources.settings import load_settings
 
     cuda, work, models, size = bench_inputs(args, "v2v-dagster-gpu-")

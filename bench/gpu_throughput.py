@@ -53,9 +53,22 @@ VARIANTS = {
 OVERLAP = {v: v != "seed" for v in VARIANTS}
 
 
+def bench_parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments the host and Dagster benches share (what `bench_inputs` reads, and where results go)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--scale", default="full")
+    ap.add_argument("--device", default="cuda:0")
+    ap.add_argument("--images", type=int, default=64)
+    ap.add_argument("--size", default="1024x1024")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--work", default=None)
+    ap.add_argument("--results", default=None)
+    return ap
+
+
 def bench_inputs(args, prefix: str) -> tuple[bool, Path, Path, tuple[int, int]]:
     """(cuda?, the work folder, the random-weight models of `args.scale` in it, the photo size) for a bench
-    whose arguments have --device, --work, --scale and --size."""
+    parsed by `bench_parser`."""
     from v2v_resources.models.synthetic import ensure_models
 
     cuda = args.device.startswith("cuda")

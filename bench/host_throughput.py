@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from gpu_throughput import bench_inputs, bench_overrides, merge  # noqa: E402
+from gpu_throughput import bench_inputs, bench_overrides, bench_parser, merge  # noqa: E402
 
 GPU_PHASES = ("clean_plate", "illustration", "palette_raster")
 _cpu: dict = {}
@@ -109,19 +109,12 @@ def chain(client, home, key: str, dump: dict, settings, vec_pool) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--scale", default="full")
-    ap.add_argument("--device", default="cuda:0")
-    ap.add_argument("--images", type=int, default=64)
-    ap.add_argument("--size", default="1024x1024")
-    ap.add_argument("--steps", type=int, default=None)
+    ap = bench_parser(__doc__)
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--max-batch", type=int, default=None, help="default host.max_batch")
     ap.add_argument("--max-wait-ms", type=float, default=None)
     ap.add_argument("--compile", action="store_true", help="hardware.compile (compiled once, at warm-up)")
     ap.add_argument("--vector-workers", type=int, default=max(1, min(8, (os.cpu_count() or 2) - 4)))
-    ap.add_argument("--work", default=None)
-    ap.add_argument("--results", default=None)
     ap.add_argument("--keep-host", action="store_true", help="leave the host running (prints its URL)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))     # a killed bench still stops what it started
