@@ -311,3 +311,33 @@ def test_thin_arms_reaching_a_side_edge_are_cut_and_a_cropped_vehicle_is_kept():
     cropped = np.zeros((H, W, 3), np.uint8)
     truth = car(cropped, 300, 440, 420, (200, 30, 30)) > 0   # its front runs out of the frame
     assert iou(drop_side_arms(truth, 0.04), truth) > 0.99
+
+
+
+def test_a_notch_between_tailgate_and_bumper_is_filled_and_sky_beside_the_roof_is_not():
+    """A tail light as red as the wall above the car, at the rear end with the pavement beside it, which the
+    cut's colour models took as background: the notch it leaves between the tailgate and the bumper does not
+    look like the pavement next to it, and is filled. The same notch holding the pavement's grey stays open,
+    and so do the sky between the roof and a strip of tree the cut took, and the road under the sills."""
+    import cv2 as _cv2
+
+    from v2v_resources.sanitize.lite import fill_notches
+
+    img = photo((150, 40, 45), (128, 128, 126))
+    img[:260] = (150, 40, 45)
+    truth = car(img, 120, 400, 420, (235, 235, 232))
+    light = (slice(308, 348), slice(120, 140))
+    img[light] = (160, 36, 42)
+    cut = truth.copy()
+    cut[light] = False                                      # the cut lost the tail light
+    cut[240:300, 160:166] = True                            # and took a branch of a tree over the boot
+    cut[240:246, 130:166] = True
+    lab = lambda im: _cv2.cvtColor(noisy(im, 10).astype(np.float32) / 255, _cv2.COLOR_RGB2Lab)  # noqa: E731
+    filled = fill_notches(cut, lab(img))
+    assert filled[light].all()
+    assert not filled[246:300, 130:160].any()                # the wall under the branch
+    assert not (filled & ~truth)[380:].any()                 # the road under the sills
+    assert iou(filled, truth | cut) > 0.99
+    grey = img.copy()
+    grey[light] = (128, 128, 126)                           # pavement seen through: not vehicle
+    assert not fill_notches(cut, lab(grey))[light].any()

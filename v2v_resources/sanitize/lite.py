@@ -8,7 +8,8 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
 - the seed is the prior's blob with the most subject evidence, the lower the better (a band reaching both
   side edges is background); beyond its box grown by `SEED_BOX_GROWTH`, and in the frame's bottom band, all
   is sure background, so a second car or the wall behind cannot be learnt as vehicle;
-- GrabCut refines colour models and outline; the mask is cleaned (largest part, closed, holes filled);
+- GrabCut refines colour models and outline; the mask is cleaned (largest part, closed, notches between body
+  parts one above the other filled where they do not look like the background beside them, holes filled);
 - what reaches the top edge by small colour steps (classical/saliency.py's geodesic distances) and stays
   above the vehicle's lower part is a wall or sky behind it, learnt as vehicle where the seed touched it: cut;
 - thin arms running out to a side edge (a kerb, a road strip, the sky between buildings) are cut;
@@ -54,6 +55,8 @@ HINT_BAND = 0.05          # share of the long side round a hint's outline in whi
 GROUND_TOLERANCE = 0.25   # share of a tyre radius kept below the lowest tyre bottom
 SILHOUETTES_KEPT = 4      # silhouette() answers remembered (phase I's erase check and the phase's own ask the same)
 CLOSE_SHARE = 0.03         # closing kernel, share of the long side: bridges thin roofs and pillars
+NOTCH_SHARE = 0.35         # vertical closing, share of the cut's height: fills notches between body parts
+NOTCH_DELTA_E = 12.0       # Lab distance from the background beside it above which a notch is body
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -79,6 +82,32 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     outside = np.pad(~mask, 1, constant_values=True).astype(np.uint8)
     cv2.floodFill(outside, None, (0, 0), 2)
     return mask | (outside[1:-1, 1:-1] == 1)
+
+
+def fill_notches(mask: np.ndarray, lab: np.ndarray) -> np.ndarray:
+    """`mask` with what lies between two of its parts one above the other filled, up to `NOTCH_SHARE` of its
+    height, where it does not look like the background next to it: a red tail light between the tailgate and
+    the bumper, learnt as background where a red wall is, or the dark gap between a wheel arch and its tyre.
+    Sky caught between the roof and a strip of tree the cut took is as blue as the sky beside it, and stays
+    out; what has no body above it (the road under the sills) is never filled."""
+    ys = np.nonzero(mask)[0]
+    if not ys.size:
+        return mask
+    k = 2 * round(NOTCH_SHARE * (ys.max() - ys.min() + 1) / 2) + 1
+    padded = np.pad(mask.astype(np.uint8), ((k, k), (0, 0)))   # the frame's edge is not body
+    closed = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, np.ones((k, 1), np.uint8))[k:-k] > 0
+    n, parts, stats, _ = cv2.connectedComponentsWithStats((closed & ~mask).astype(np.uint8), connectivity=8)
+    out = mask.copy()
+    ring_k = np.ones((5, 5), np.uint8)
+    for i in range(1, n):
+        x, y, w, h = stats[i, :4]
+        x0, y0, x1, y1 = max(x - 3, 0), max(y - 3, 0), x + w + 3, y + h + 3
+        part = parts[y0:y1, x0:x1] == i
+        ring = (cv2.dilate(part.astype(np.uint8), ring_k) > 0) & ~closed[y0:y1, x0:x1]
+        inside = lab[y0:y1, x0:x1][part].mean(axis=0)
+        if not ring.any() or np.linalg.norm(inside - lab[y0:y1, x0:x1][ring].mean(axis=0)) > NOTCH_DELTA_E:
+            out[y0:y1, x0:x1] |= part
+    return out
 
 
 def drop_behind(fg: np.ndarray, behind: np.ndarray) -> np.ndarray:
@@ -329,6 +358,7 @@ class GrabCutSanitizer:
         padded = np.pad(fg.astype(np.uint8), k)  # padding keeps the closing from gluing the mask to the frame
         fg = cv2.morphologyEx(padded, cv2.MORPH_CLOSE,
                               cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))[k:-k, k:-k] > 0
+        fg = fill_notches(fg, cv2.cvtColor(small.astype(np.float32) / 255, cv2.COLOR_RGB2Lab))
         fg = fill_holes(fg)
         if refine is not None:  # after the closing, which would bridge the shadow between the wheels again
             fg = refine(small, fg)
