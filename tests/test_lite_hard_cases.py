@@ -55,7 +55,6 @@ def noisy(img, seed=0):
     return np.clip(cv2.GaussianBlur(img, (0, 0), 0.7) + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 open: the saliency/row prior loses a white body on a white wall")
 def test_white_car_on_a_white_wall_keeps_body_and_tyres(sanitizer):
     img = photo((236, 236, 232), (120, 120, 118))
     truth = car(img, 120, 400, 400, (246, 246, 244))

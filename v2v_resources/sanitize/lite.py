@@ -6,8 +6,10 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
   may be vehicle; and subject saliency by boundary connectivity (classical/saliency.py): walls, sky and
   road reach the frame cheaply, a vehicle does not;
 - the seed is the prior's blob with the most subject evidence, the lower the better (a band reaching both
-  side edges is background); beyond its box grown by `SEED_BOX_GROWTH`, and in the frame's bottom band, all
-  is sure background, so a second car or the wall behind cannot be learnt as vehicle;
+  side edges is background), with the blobs the row prior joins to it on the same rows (two tyres and the
+  sill between them) and, when that is flatter than a vehicle, the blobs just above it within its width (the
+  glass of a cabin as pale as the wall); beyond its box grown by `SEED_BOX_GROWTH`, and in the frame's
+  bottom band, all is sure background, so a second car or the wall behind cannot be learnt as vehicle;
 - GrabCut refines colour models and outline; the mask is cleaned (largest part, closed, notches between body
   parts one above the other filled where they do not look like the background beside them, holes filled);
 - what reaches the top edge by small colour steps (classical/saliency.py's geodesic distances) and stays
@@ -47,6 +49,7 @@ BEHIND_DELTA_E = 10.0     # geodesic Lab distance from the top edge below which 
 BEHIND_LOW_SHARE = 0.4    # a part behind that reaches into this lower share of the cut's box is the body itself
 SIDE_ARM_SHARE = 0.3      # a part reaching a side edge thinner than this share of the cut's height is background
 SEED_BOX_GROWTH = 0.15    # the seed blob's box grows by this share of its size; beyond it is sure background
+CABIN_ASPECT = 0.35       # a seed flatter than this (height / width) is a body whose cabin the prior missed
 GUIDED_EPS = 1e-3         # guided filter regulariser: below this grey variance (≈ 8 levels²) the mask stays smooth
 SECOND_PASSES = 2         # band-limited cuts at most, after the first
 STABLE_IOU = 0.985        # a cut that moves the outline less than this is the last
@@ -246,7 +249,7 @@ class GrabCutSanitizer:
         bg, from_top = frame_evidence(small)
         fg = 1 - bg
         cues["behind"] = from_top < BEHIND_DELTA_E
-        seed = self._vehicle_seed(((fg > 0.95) | (row_fg & (fg > 0.25))), fg)
+        seed = self._vehicle_seed(((fg > 0.95) | (row_fg & (fg > 0.25))), fg, row_fg)
         labels = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
         if not seed.any():
             return labels
@@ -254,21 +257,24 @@ class GrabCutSanitizer:
         gy, gx = round(SEED_BOX_GROWTH * (ys.max() - ys.min() + 1)), round(SEED_BOX_GROWTH * (xs.max() - xs.min() + 1))
         box = np.zeros((h, w), bool)
         box[max(ys.min() - gy, 0):ys.max() + gy + 1, max(xs.min() - gx, 0):xs.max() + gx + 1] = True
-        labels[~box | ((fg < 0.1) & ~row_fg)] = cv2.GC_BGD
+        start = seed | (box & row_fg)
+        labels[~box] = cv2.GC_BGD
         margin = np.ones((h, w), bool)
         margin[my:h - my, mx:w - mx] = False
         labels[margin & (fg < 0.5)] = cv2.GC_BGD
         labels[h - my:] = cv2.GC_BGD   # the bottom band is the road the vehicle stands on, however salient
-        labels[seed | (box & row_fg & (labels != cv2.GC_BGD))] = cv2.GC_PR_FGD
+        labels[seed | (start & (labels != cv2.GC_BGD))] = cv2.GC_PR_FGD
         return labels
 
     @staticmethod
-    def _vehicle_seed(prior: np.ndarray, fg: np.ndarray) -> np.ndarray:
-        """The prior's blob that is most likely the vehicle, with the blobs inside its box (windows, wheels).
+    def _vehicle_seed(prior: np.ndarray, fg: np.ndarray, row_fg: np.ndarray) -> np.ndarray:
+        """The prior's blob that is most likely the vehicle, with the blobs inside its box (windows, wheels),
+        the blobs the row prior links to it (two tyres joined by a sill as white as the wall above it) and
+        the blobs stacked on it within its width (the glass of a cabin whose paint looks like the wall).
         A blob reaching both the left and the right frame edge is a band of background (buildings, a wall)."""
         h, w = prior.shape
-        prior = cv2.morphologyEx(prior.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-        n, comp, stats, _ = cv2.connectedComponentsWithStats(prior, connectivity=8)
+        opened = lambda m: cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # noqa: E731
+        n, comp, stats, _ = cv2.connectedComponentsWithStats(opened(prior), connectivity=8)
         if n <= 1:
             return np.zeros((h, w), bool)
         fg_sum = np.bincount(comp.ravel(), fg.ravel(), n)
@@ -279,9 +285,28 @@ class GrabCutSanitizer:
         score = fg_sum * np.where(spans, 0.2, 1.0) * ((y + bh) / h) ** 2
         score[0] = -1
         best = int(np.argmax(score))
-        bx0, by0, bx1, by1 = x[best], y[best], x[best] + bw[best], y[best] + bh[best]
+        group = np.zeros(n, bool)
+        group[best] = True
+        # parts the row prior joins to it on the same rows: two tyres and the sill between them
+        nl, loose, lstats, _ = cv2.connectedComponentsWithStats(opened(prior | row_fg), connectivity=8)
+        linked = np.unique(loose[comp == best])
+        lx, lw = lstats[linked, 0], lstats[linked, 2]
+        linked = linked[(linked > 0) & ~((lx <= edge) & (lx + lw >= w - edge))]
+        overlap = np.minimum(y + bh, y[best] + bh[best]) - np.maximum(y, y[best])
+        group[np.unique(comp[np.isin(loose, linked)])] = True
+        group &= overlap >= 0.5 * np.minimum(bh, bh[best])
+        group[0] = False
+        gx0, gx1, gy0, gy1 = x[group].min(), (x + bw)[group].max(), y[group].min(), (y + bh)[group].max()
+        if gy1 - gy0 < CABIN_ASPECT * (gx1 - gx0):
+            # flatter than any vehicle: its cabin (glass over paint that looks like the wall) is missing
+            reach = SEED_BOX_GROWTH * (gx1 - gx0)
+            group |= (x >= gx0) & (x + bw <= gx1) & (y + bh >= gy0 - reach) & (y < gy0) & ~spans
+        group &= ~spans | (np.arange(n) == best)
+        bx0, by0 = x[group].min(), y[group].min()
+        bx1, by1 = (x + bw)[group].max(), (y + bh)[group].max()
         inside = (x >= bx0) & (y >= by0) & (x + bw <= bx1) & (y + bh <= by1) & ~spans
-        inside[best], inside[0] = True, False
+        inside |= group
+        inside[0] = False
         return inside[comp]
 
     @staticmethod
@@ -353,11 +378,11 @@ class GrabCutSanitizer:
                     iterations or self.cfg.lite.grabcut_iterations, cv2.GC_INIT_WITH_MASK)
         fg = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
         fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-        fg = largest_component(fg)
         k = 2 * round(CLOSE_SHARE * max(small.shape[:2]) / 2) + 1
         padded = np.pad(fg.astype(np.uint8), k)  # padding keeps the closing from gluing the mask to the frame
         fg = cv2.morphologyEx(padded, cv2.MORPH_CLOSE,
                               cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))[k:-k, k:-k] > 0
+        fg = largest_component(fg)   # after the closing: glass whose pale frame the cut lost stays joined
         fg = fill_notches(fg, cv2.cvtColor(small.astype(np.float32) / 255, cv2.COLOR_RGB2Lab))
         fg = fill_holes(fg)
         if refine is not None:  # after the closing, which would bridge the shadow between the wheels again
