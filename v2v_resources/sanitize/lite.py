@@ -8,9 +8,10 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
 - the seed is the prior's blob with the most subject evidence, the lower the better (a band reaching both
   side edges is background), with the blobs the row prior joins to it on the same rows (two tyres and the
   sill between them) and, when that is flatter than a vehicle, the blobs just above it within its width (the
-  glass of a cabin as pale as the wall); beyond its box grown by `SEED_BOX_GROWTH`, and in the frame's
-  bottom band, all is sure background, so a second car or the wall behind cannot be learnt as vehicle;
-- GrabCut refines colour models and outline; the mask is cleaned (largest part, closed, notches between body
+  glass of a cabin as pale as the wall); beyond its box grown by `SEED_BOX_GROWTH` and down to the ground
+  (a black body on dark asphalt is no evidence of its absence), and in the frame's bottom band, all is sure
+  background, so a second car or the wall behind cannot be learnt as vehicle;
+- GrabCut refines colour models and outline; the mask is cleaned (closed, largest part, notches between body
   parts one above the other filled where they do not look like the background beside them, holes filled);
 - what reaches the top edge by small colour steps (classical/saliency.py's geodesic distances) and stays
   above the vehicle's lower part is a wall or sky behind it, learnt as vehicle where the seed touched it: cut;
@@ -256,7 +257,7 @@ class GrabCutSanitizer:
         ys, xs = np.nonzero(seed)
         gy, gx = round(SEED_BOX_GROWTH * (ys.max() - ys.min() + 1)), round(SEED_BOX_GROWTH * (xs.max() - xs.min() + 1))
         box = np.zeros((h, w), bool)
-        box[max(ys.min() - gy, 0):ys.max() + gy + 1, max(xs.min() - gx, 0):xs.max() + gx + 1] = True
+        box[max(ys.min() - gy, 0):h, max(xs.min() - gx, 0):xs.max() + gx + 1] = True   # down to the ground
         start = seed | (box & row_fg)
         labels[~box] = cv2.GC_BGD
         margin = np.ones((h, w), bool)
