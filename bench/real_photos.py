@@ -227,7 +227,8 @@ def main(argv=None) -> int:
 
     n_pass = sum(r["passed"] for r in results)
     summary = (f"\n{n_pass}/{len(results)} photos pass; tesseract {'used' if have_ocr else 'not installed'}; "
-               f"synthetic phase-I IoU median {np.median(ious):.4f} (min {min(ious):.4f}) over {len(ious)} samples"
+               f"synthetic phase-I IoU median {np.median(ious):.4f}, mean {np.mean(ious):.4f}, min {min(ious):.4f}, "
+               f"{sum(v < 0.95 for v in ious)} below 0.95, over {len(ious)} samples"
                if ious else f"\n{n_pass}/{len(results)} photos pass")
     (args.out / "real_photos.md").write_text("\n".join(lines) + "\n" + summary + "\n")
     if rows:

@@ -11,8 +11,9 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
   glass of a cabin as pale as the wall); beyond its box grown by `SEED_BOX_GROWTH` and down to the ground
   (a black body on dark asphalt is no evidence of its absence), and in the frame's bottom band, all is sure
   background, so a second car or the wall behind cannot be learnt as vehicle;
-- GrabCut refines colour models and outline; the mask is cleaned (closed, largest part, notches between body
-  parts one above the other filled where they do not look like the background beside them, holes filled);
+- GrabCut refines colour models and outline; the mask is cleaned (largest part with the cabin glass the seed
+  found, closed, notches between body parts one above the other filled where they do not look like the
+  background beside them, holes filled);
 - what reaches the top edge by small colour steps (classical/saliency.py's geodesic distances) and stays
   above the vehicle's lower part is a wall or sky behind it, learnt as vehicle where the seed touched it: cut;
 - thin arms running out to a side edge (a kerb, a road strip, the sky between buildings) are cut;
@@ -63,11 +64,17 @@ NOTCH_SHARE = 0.35         # vertical closing, share of the cut's height: fills 
 NOTCH_DELTA_E = 12.0       # Lab distance from the background beside it above which a notch is body
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
+def largest_component(mask: np.ndarray, joined: np.ndarray | None = None) -> np.ndarray:
+    """The largest part of `mask`, with the parts that overlap `joined`."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if n <= 1:
         return np.zeros(mask.shape, bool)
-    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    keep = np.zeros(n, bool)
+    keep[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))] = True
+    if joined is not None:
+        keep[np.unique(labels[joined & (mask > 0)])] = True
+        keep[0] = False
+    return keep[labels]
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
@@ -174,7 +181,8 @@ class GrabCutSanitizer:
             mask, method = self._segment(
                 rgb, lambda small: self._frame_labels(small, cues),
                 lambda small, fg: self._wheels_and_ground(
-                    small, drop_side_arms(drop_behind(fg, cues["behind"]), self.cfg.lite.frame_margin), wheels, ground)), "grabcut"
+                    small, drop_side_arms(drop_behind(fg, cues["behind"]), self.cfg.lite.frame_margin), wheels, ground),
+                joined=lambda: cues["cabin"]), "grabcut"
             if mask.any():
                 mask = self._second_pass(rgb, mask, ground)
         if not mask.any():
@@ -250,7 +258,7 @@ class GrabCutSanitizer:
         bg, from_top = frame_evidence(small)
         fg = 1 - bg
         cues["behind"] = from_top < BEHIND_DELTA_E
-        seed = self._vehicle_seed(((fg > 0.95) | (row_fg & (fg > 0.25))), fg, row_fg)
+        seed, cues["cabin"] = self._vehicle_seed(((fg > 0.95) | (row_fg & (fg > 0.25))), fg, row_fg)
         labels = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
         if not seed.any():
             return labels
@@ -277,7 +285,7 @@ class GrabCutSanitizer:
         opened = lambda m: cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # noqa: E731
         n, comp, stats, _ = cv2.connectedComponentsWithStats(opened(prior), connectivity=8)
         if n <= 1:
-            return np.zeros((h, w), bool)
+            return np.zeros((h, w), bool), np.zeros((h, w), bool)
         fg_sum = np.bincount(comp.ravel(), fg.ravel(), n)
         x, y, bw, bh = (stats[:, i] for i in range(4))
         edge = max(1, round(0.02 * w))
@@ -298,17 +306,20 @@ class GrabCutSanitizer:
         group &= overlap >= 0.5 * np.minimum(bh, bh[best])
         group[0] = False
         gx0, gx1, gy0, gy1 = x[group].min(), (x + bw)[group].max(), y[group].min(), (y + bh)[group].max()
+        cabin = np.zeros(n, bool)
         if gy1 - gy0 < CABIN_ASPECT * (gx1 - gx0):
             # flatter than any vehicle: its cabin (glass over paint that looks like the wall) is missing
             reach = SEED_BOX_GROWTH * (gx1 - gx0)
-            group |= (x >= gx0) & (x + bw <= gx1) & (y + bh >= gy0 - reach) & (y < gy0) & ~spans
+            cabin = (x >= gx0) & (x + bw <= gx1) & (y + bh >= gy0 - reach) & (y < gy0) & ~spans
+            group |= cabin
         group &= ~spans | (np.arange(n) == best)
         bx0, by0 = x[group].min(), y[group].min()
         bx1, by1 = (x + bw)[group].max(), (y + bh)[group].max()
         inside = (x >= bx0) & (y >= by0) & (x + bw <= bx1) & (y + bh <= by1) & ~spans
         inside |= group
         inside[0] = False
-        return inside[comp]
+        cabin[0] = False
+        return inside[comp], cabin[comp]
 
     @staticmethod
     def _hint_labels(hint: np.ndarray, margin: float) -> np.ndarray:
@@ -362,7 +373,8 @@ class GrabCutSanitizer:
         ground.update(wheels=wheels, width=small.shape[1], cut=cut)
         return largest_component((fg | add) & ~cut)
 
-    def _segment(self, rgb: np.ndarray, start_labels, refine=None, iterations: int | None = None) -> np.ndarray:
+    def _segment(self, rgb: np.ndarray, start_labels, refine=None, iterations: int | None = None,
+                 joined=None) -> np.ndarray:
         """GrabCut on a small copy from `start_labels(small)`, cleaned and brought back to full size."""
         h, w = rgb.shape[:2]
         scale = min(1.0, WORK_LONG_SIDE / max(h, w))
@@ -379,11 +391,12 @@ class GrabCutSanitizer:
                     iterations or self.cfg.lite.grabcut_iterations, cv2.GC_INIT_WITH_MASK)
         fg = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
         fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+        # glass the seed found above a flat body stays though the cut lost its pale frame, for the closing to join
+        fg = largest_component(fg, None if joined is None else joined())
         k = 2 * round(CLOSE_SHARE * max(small.shape[:2]) / 2) + 1
         padded = np.pad(fg.astype(np.uint8), k)  # padding keeps the closing from gluing the mask to the frame
-        fg = cv2.morphologyEx(padded, cv2.MORPH_CLOSE,
-                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))[k:-k, k:-k] > 0
-        fg = largest_component(fg)   # after the closing: glass whose pale frame the cut lost stays joined
+        fg = largest_component(cv2.morphologyEx(padded, cv2.MORPH_CLOSE,
+                                                cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))[k:-k, k:-k] > 0)
         fg = fill_notches(fg, cv2.cvtColor(small.astype(np.float32) / 255, cv2.COLOR_RGB2Lab))
         fg = fill_holes(fg)
         if refine is not None:  # after the closing, which would bridge the shadow between the wheels again
