@@ -341,3 +341,26 @@ def test_a_notch_between_tailgate_and_bumper_is_filled_and_sky_beside_the_roof_i
     grey = img.copy()
     grey[light] = (128, 128, 126)                           # pavement seen through: not vehicle
     assert not fill_notches(cut, lab(grey))[light].any()
+
+
+def test_a_salient_skyline_resting_on_the_roof_is_not_the_seed(sanitizer):
+    """Pale buildings and trees behind the roof, as salient as the car and touching it, make one blob with it:
+    the blob widens again above the roof (its waist), and the part above is left out of the seed, so the cut
+    does not keep the skyline. A car alone, or one whose blob a crease line nearly splits, has no waist."""
+    from v2v_resources.sanitize.lite import waist_row
+
+    img = photo((120, 170, 225), (110, 110, 112))
+    skyline = np.zeros(img.shape[:2], bool)
+    skyline[150:222, 60:600] = True                          # down to the roof line (420 - 5 * 40 = 220)
+    img[skyline] = (214, 214, 222)
+    truth = car(img, 120, 400, 420, (50, 90, 80))
+    blob = truth | skyline
+    waist = waist_row(blob)
+    assert waist is not None and 215 <= waist <= 235                 # in the roof, above the glass
+    assert waist_row(truth) is None
+    creased = truth.copy()
+    creased[330:332] = False                                 # a door crease the prior missed
+    creased[330:332, 200:210] = True
+    assert waist_row(creased) is None
+    m = sanitizer.sanitize(noisy(img, 11)).vehicle_mask
+    assert m[skyline & ~truth].mean() < 0.05 and iou(m, truth) > 0.9

@@ -6,7 +6,7 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
   may be vehicle; and subject saliency by boundary connectivity (classical/saliency.py): walls, sky and
   road reach the frame cheaply, a vehicle does not;
 - the seed is the prior's blob with the most subject evidence, the lower the better (a band reaching both
-  side edges is background), with the blobs the row prior joins to it on the same rows (two tyres and the
+  side edges is background), without what rests on its roof above a waist (a salient skyline), with the blobs the row prior joins to it on the same rows (two tyres and the
   sill between them) and, when that is flatter than a vehicle, the blobs just above it within its width (the
   glass of a cabin as pale as the wall); beyond its box grown by `SEED_BOX_GROWTH` and down to the ground
   (a black body on dark asphalt is no evidence of its absence), and in the frame's bottom band, all is sure
@@ -60,6 +60,8 @@ HINT_BAND = 0.05          # share of the long side round a hint's outline in whi
 GROUND_TOLERANCE = 0.25   # share of a tyre radius kept below the lowest tyre bottom
 SILHOUETTES_KEPT = 4      # silhouette() answers remembered (phase I's erase check and the phase's own ask the same)
 CLOSE_SHARE = 0.03         # closing kernel, share of the long side: bridges thin roofs and pillars
+WAIST_WIDENING = 1.5       # a blob widening again above its narrowest row by this factor rests on its top
+WAIST_ROWS = 5             # working rows across which a gap in a blob is closed before its waist is sought
 NOTCH_SHARE = 0.35         # vertical closing, share of the cut's height: fills notches between body parts
 NOTCH_DELTA_E = 12.0       # Lab distance from the background beside it above which a notch is body
 
@@ -93,6 +95,30 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     outside = np.pad(~mask, 1, constant_values=True).astype(np.uint8)
     cv2.floodFill(outside, None, (0, 0), 2)
     return mask | (outside[1:-1, 1:-1] == 1)
+
+
+def waist_row(blob: np.ndarray) -> int | None:
+    """The row of a blob's waist, when it has one: going up from its lower half's widest row, the narrowest
+    row before the blob widens again to more than `WAIST_WIDENING` times that width (a salient skyline
+    resting on a roof). A vehicle alone narrows from its body to its roof and stays narrow."""
+    # a crease the prior missed across the body is no waist: rows a few apart are joined first
+    blob = cv2.morphologyEx(blob.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((WAIST_ROWS, 1), np.uint8)) > 0
+    cols = np.arange(blob.shape[1])
+    any_ = blob.any(axis=1)
+    # the row's extent, not its count: a cabin's glass (a hole or a blob of its own) does not narrow it
+    width = np.where(any_, np.where(blob, cols, -1).max(axis=1) - np.where(blob, cols, blob.shape[1]).min(axis=1) + 1, 0)
+    rows = np.nonzero(width)[0]
+    if not rows.size:
+        return None
+    lower = rows[rows >= (rows[0] + rows[-1]) / 2]   # a vehicle is widest in its lower half, a skyline may be wider
+    low = int(lower[np.argmax(width[lower])])
+    narrowest, at = width[low], low
+    for r in range(low - 1, rows[0] - 1, -1):
+        if width[r] < narrowest:
+            narrowest, at = width[r], r
+        elif width[r] > WAIST_WIDENING * max(narrowest, 1):
+            return at
+    return None
 
 
 def fill_notches(mask: np.ndarray, lab: np.ndarray) -> np.ndarray:
@@ -294,6 +320,13 @@ class GrabCutSanitizer:
         score = fg_sum * np.where(spans, 0.2, 1.0) * ((y + bh) / h) ** 2
         score[0] = -1
         best = int(np.argmax(score))
+        waist = waist_row(comp == best)
+        if waist is not None:   # what widens again above a waist is the skyline behind the roof: relabel it
+            above = (comp == best) & (np.arange(h)[:, None] < waist)
+            comp[above] = 0
+            fg_sum[best] -= fg[above].sum()
+            ys_, xs_ = np.nonzero(comp == best)
+            x[best], y[best], bw[best], bh[best] = xs_.min(), ys_.min(), np.ptp(xs_) + 1, np.ptp(ys_) + 1
         group = np.zeros(n, bool)
         group[best] = True
         # parts the row prior joins to it on the same rows: two tyres and the sill between them
