@@ -5,12 +5,13 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
   buildings and road bands are horizontal), a pixel differing from both by more than `ROW_PRIOR_DELTA_E`
   may be vehicle; and subject saliency by boundary connectivity (classical/saliency.py): walls, sky and
   road reach the frame cheaply, a vehicle does not;
-- the seed is the prior's blob with the most subject evidence, the lower the better (a band reaching both
-  side edges is background), without what rests on its roof above a waist (a salient skyline), with the blobs the row prior joins to it on the same rows (two tyres and the
-  sill between them) and, when that is flatter than a vehicle, the blobs just above it within its width (the
-  glass of a cabin as pale as the wall); beyond its box grown by `SEED_BOX_GROWTH` and down to the ground
-  (a black body on dark asphalt is no evidence of its absence), and in the frame's bottom band, all is sure
-  background, so a second car or the wall behind cannot be learnt as vehicle;
+- the seed is the prior's blob with the most subject evidence, the lower the better (a band reaching both side
+  edges is background), without what rests on its roof above a waist (a salient skyline), with the blobs the
+  row prior joins to it on the same rows (two tyres and the sill between them) and, when that is flatter than
+  a vehicle, the blobs just above it within its width (the glass of a cabin as pale as the wall); beyond its
+  box grown by `SEED_BOX_GROWTH` and down to the ground (a black body on dark asphalt is no evidence of its
+  absence), and in the frame's bottom band, all is sure background, so a second car or the wall behind cannot
+  be learnt as vehicle;
 - GrabCut refines colour models and outline; the mask is cleaned (largest part with the cabin glass the seed
   found, closed, notches between body parts one above the other filled where they do not look like the
   background beside them, holes filled);
@@ -106,7 +107,8 @@ def waist_row(blob: np.ndarray) -> int | None:
     cols = np.arange(blob.shape[1])
     any_ = blob.any(axis=1)
     # the row's extent, not its count: a cabin's glass (a hole or a blob of its own) does not narrow it
-    width = np.where(any_, np.where(blob, cols, -1).max(axis=1) - np.where(blob, cols, blob.shape[1]).min(axis=1) + 1, 0)
+    right, left = np.where(blob, cols, -1).max(axis=1), np.where(blob, cols, blob.shape[1]).min(axis=1)
+    width = np.where(any_, right - left + 1, 0)
     rows = np.nonzero(width)[0]
     if not rows.size:
         return None
