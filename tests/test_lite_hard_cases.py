@@ -362,5 +362,9 @@ def test_a_salient_skyline_resting_on_the_roof_is_not_the_seed(sanitizer):
     creased[330:332] = False                                 # a door crease the prior missed
     creased[330:332, 200:210] = True
     assert waist_row(creased) is None
+    van = np.zeros(truth.shape, bool)                        # a van's rear in a blob of clutter from a facade:
+    van[200:420, 200:440] = True                             # its top is as wide as its body, no roof on it
+    van[120:200, 150:560] = True
+    assert waist_row(van) is None
     m = sanitizer.sanitize(noisy(img, 11)).vehicle_mask
     assert m[skyline & ~truth].mean() < 0.05 and iou(m, truth) > 0.9

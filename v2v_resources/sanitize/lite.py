@@ -62,6 +62,7 @@ GROUND_TOLERANCE = 0.25   # share of a tyre radius kept below the lowest tyre bo
 SILHOUETTES_KEPT = 4      # silhouette() answers remembered (phase I's erase check and the phase's own ask the same)
 CLOSE_SHARE = 0.03         # closing kernel, share of the long side: bridges thin roofs and pillars
 WAIST_WIDENING = 1.5       # a blob widening again above its narrowest row by this factor rests on its top
+WAIST_SHARE = 0.6          # ... at a row narrower than this share of the blob's lower half's widest row
 WAIST_ROWS = 5             # working rows across which a gap in a blob is closed before its waist is sought
 NOTCH_SHARE = 0.35         # vertical closing, share of the cut's height: fills notches between body parts
 NOTCH_DELTA_E = 12.0       # Lab distance from the background beside it above which a notch is body
@@ -101,7 +102,8 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 def waist_row(blob: np.ndarray) -> int | None:
     """The row of a blob's waist, when it has one: going up from its lower half's widest row, the narrowest
     row before the blob widens again to more than `WAIST_WIDENING` times that width (a salient skyline
-    resting on a roof). A vehicle alone narrows from its body to its roof and stays narrow."""
+    resting on a roof), if that row is narrower than `WAIST_SHARE` of the widest. A vehicle alone narrows
+    from its body to its roof and stays narrow; a van's rear in clutter is about as wide at its top."""
     # a crease the prior missed across the body is no waist: rows a few apart are joined first
     blob = cv2.morphologyEx(blob.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((WAIST_ROWS, 1), np.uint8)) > 0
     cols = np.arange(blob.shape[1])
@@ -119,7 +121,8 @@ def waist_row(blob: np.ndarray) -> int | None:
         if width[r] < narrowest:
             narrowest, at = width[r], r
         elif width[r] > WAIST_WIDENING * max(narrowest, 1):
-            return at
+            # a roof is much narrower than the body below it; a blob of clutter round a van is not
+            return at if narrowest < WAIST_SHARE * width[low] else None
     return None
 
 
