@@ -277,7 +277,8 @@ class GrabCutSanitizer:
 
     def _frame_labels(self, small: np.ndarray, cues: dict) -> np.ndarray:
         """The `frame_margin` band is sure background; inside, the row colour prior decides the start.
-        `cues` gets the map of what is behind the vehicle (see `drop_behind`)."""
+        `cues` gets the map of what is behind the vehicle (see `drop_behind`) and the seed's cabin, which the
+        cut keeps (`_segment`'s `joined`)."""
         h, w = small.shape[:2]
         my, mx = max(1, round(h * self.cfg.lite.frame_margin)), max(1, round(w * self.cfg.lite.frame_margin))
         lab = cv2.cvtColor(small.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
@@ -297,21 +298,21 @@ class GrabCutSanitizer:
         gy, gx = round(SEED_BOX_GROWTH * (ys.max() - ys.min() + 1)), round(SEED_BOX_GROWTH * (xs.max() - xs.min() + 1))
         box = np.zeros((h, w), bool)
         box[max(ys.min() - gy, 0):h, max(xs.min() - gx, 0):xs.max() + gx + 1] = True   # down to the ground
-        start = seed | (box & row_fg)
         labels[~box] = cv2.GC_BGD
         margin = np.ones((h, w), bool)
         margin[my:h - my, mx:w - mx] = False
         labels[margin & (fg < 0.5)] = cv2.GC_BGD
         labels[h - my:] = cv2.GC_BGD   # the bottom band is the road the vehicle stands on, however salient
-        labels[seed | (start & (labels != cv2.GC_BGD))] = cv2.GC_PR_FGD
+        labels[seed | (box & row_fg & (labels != cv2.GC_BGD))] = cv2.GC_PR_FGD
         return labels
 
     @staticmethod
-    def _vehicle_seed(prior: np.ndarray, fg: np.ndarray, row_fg: np.ndarray) -> np.ndarray:
-        """The prior's blob that is most likely the vehicle, with the blobs inside its box (windows, wheels),
-        the blobs the row prior links to it (two tyres joined by a sill as white as the wall above it) and
-        the blobs stacked on it within its width (the glass of a cabin whose paint looks like the wall).
-        A blob reaching both the left and the right frame edge is a band of background (buildings, a wall)."""
+    def _vehicle_seed(prior: np.ndarray, fg: np.ndarray, row_fg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The seed and its cabin: the prior's blob that is most likely the vehicle, without what rests on it
+        above a waist (`waist_row`), with the blobs inside its box (windows, wheels), the blobs the row prior
+        links to it (two tyres joined by a sill as white as the wall above it) and the blobs stacked on it
+        within its width (the cabin: glass whose paint frame looks like the wall). A blob reaching both the
+        left and the right frame edge is a band of background (buildings, a wall)."""
         h, w = prior.shape
         opened = lambda m: cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # noqa: E731
         n, comp, stats, _ = cv2.connectedComponentsWithStats(opened(prior), connectivity=8)
@@ -335,7 +336,7 @@ class GrabCutSanitizer:
         group = np.zeros(n, bool)
         group[best] = True
         # parts the row prior joins to it on the same rows: two tyres and the sill between them
-        nl, loose, lstats, _ = cv2.connectedComponentsWithStats(opened(prior | row_fg), connectivity=8)
+        _, loose, lstats, _ = cv2.connectedComponentsWithStats(opened(prior | row_fg), connectivity=8)
         linked = np.unique(loose[comp == best])
         lx, lw = lstats[linked, 0], lstats[linked, 2]
         linked = linked[(linked > 0) & ~((lx <= edge) & (lx + lw >= w - edge))]
