@@ -347,7 +347,7 @@ def test_a_salient_skyline_resting_on_the_roof_is_not_the_seed(sanitizer):
     """Pale buildings and trees behind the roof, as salient as the car and touching it, make one blob with it:
     the blob widens again above the roof (its waist), and the part above is left out of the seed, so the cut
     does not keep the skyline. A car alone, or one whose blob a crease line nearly splits, has no waist."""
-    from v2v_resources.sanitize.lite import waist_row
+    from v2v_resources.sanitize.classical.seed import waist_row
 
     img = photo((120, 170, 225), (110, 110, 112))
     skyline = np.zeros(img.shape[:2], bool)

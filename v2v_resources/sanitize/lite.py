@@ -5,13 +5,10 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
   buildings and road bands are horizontal), a pixel differing from both by more than `ROW_PRIOR_DELTA_E`
   may be vehicle; and subject saliency by boundary connectivity (classical/saliency.py): walls, sky and
   road reach the frame cheaply, a vehicle does not;
-- the seed is the prior's blob with the most subject evidence, the lower the better (a band reaching both side
-  edges is background), without what rests on its roof above a waist (a salient skyline), with the blobs the
-  row prior joins to it on the same rows (two tyres and the sill between them) and, when that is flatter than
-  a vehicle, the blobs just above it within its width (the glass of a cabin as pale as the wall); beyond its
-  box grown by `SEED_BOX_GROWTH` and down to the ground (a black body on dark asphalt is no evidence of its
-  absence), and in the frame's bottom band, all is sure background, so a second car or the wall behind cannot
-  be learnt as vehicle;
+- the seed is the prior's blob most likely the vehicle, with its tyres, cabin and windows (classical/seed.py);
+  beyond its box grown by `SEED_BOX_GROWTH` and down to the ground (a black body on dark asphalt is no
+  evidence of its absence), and in the frame's bottom band, all is sure background, so a second car or the
+  wall behind cannot be learnt as vehicle;
 - GrabCut refines colour models and outline; the mask is cleaned (largest part with the cabin glass the seed
   found, closed, notches between body parts one above the other filled where they do not look like the
   background beside them, holes filled);
@@ -42,6 +39,7 @@ from ..recent import Recent
 from ..settings import Phase1
 from .base import SanitizeResult, erase_kept_silhouette
 from .classical.saliency import frame_evidence
+from .classical.seed import vehicle_seed
 from .classical.text import find_text, inpaint
 from .classical.wheels import find_wheels, ground_line, tyre_discs, under_body, wheel_discs
 
@@ -52,7 +50,6 @@ BEHIND_DELTA_E = 10.0     # geodesic Lab distance from the top edge below which 
 BEHIND_LOW_SHARE = 0.4    # a part behind that reaches into this lower share of the cut's box is the body itself
 SIDE_ARM_SHARE = 0.3      # a part reaching a side edge thinner than this share of the cut's height is background
 SEED_BOX_GROWTH = 0.15    # the seed blob's box grows by this share of its size; beyond it is sure background
-CABIN_ASPECT = 0.35       # a seed flatter than this (height / width) is a body whose cabin the prior missed
 GUIDED_EPS = 1e-3         # guided filter regulariser: below this grey variance (≈ 8 levels²) the mask stays smooth
 SECOND_PASSES = 2         # band-limited cuts at most, after the first
 STABLE_IOU = 0.985        # a cut that moves the outline less than this is the last
@@ -61,9 +58,6 @@ HINT_BAND = 0.05          # share of the long side round a hint's outline in whi
 GROUND_TOLERANCE = 0.25   # share of a tyre radius kept below the lowest tyre bottom
 SILHOUETTES_KEPT = 4      # silhouette() answers remembered (phase I's erase check and the phase's own ask the same)
 CLOSE_SHARE = 0.03         # closing kernel, share of the long side: bridges thin roofs and pillars
-WAIST_WIDENING = 1.5       # a blob widening again above its narrowest row by this factor rests on its top
-WAIST_SHARE = 0.6          # ... at a row narrower than this share of the blob's lower half's widest row
-WAIST_ROWS = 5             # working rows across which a gap in a blob is closed before its waist is sought
 NOTCH_SHARE = 0.35         # vertical closing, share of the cut's height: fills notches between body parts
 NOTCH_DELTA_E = 12.0       # Lab distance from the background beside it above which a notch is body
 
@@ -97,33 +91,6 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     outside = np.pad(~mask, 1, constant_values=True).astype(np.uint8)
     cv2.floodFill(outside, None, (0, 0), 2)
     return mask | (outside[1:-1, 1:-1] == 1)
-
-
-def waist_row(blob: np.ndarray) -> int | None:
-    """The row of a blob's waist, when it has one: going up from its lower half's widest row, the narrowest
-    row before the blob widens again to more than `WAIST_WIDENING` times that width (a salient skyline
-    resting on a roof), if that row is narrower than `WAIST_SHARE` of the widest. A vehicle alone narrows
-    from its body to its roof and stays narrow; a van's rear in clutter is about as wide at its top."""
-    # a crease the prior missed across the body is no waist: rows a few apart are joined first
-    blob = cv2.morphologyEx(blob.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((WAIST_ROWS, 1), np.uint8)) > 0
-    cols = np.arange(blob.shape[1])
-    any_ = blob.any(axis=1)
-    # the row's extent, not its count: a cabin's glass (a hole or a blob of its own) does not narrow it
-    right, left = np.where(blob, cols, -1).max(axis=1), np.where(blob, cols, blob.shape[1]).min(axis=1)
-    width = np.where(any_, right - left + 1, 0)
-    rows = np.nonzero(width)[0]
-    if not rows.size:
-        return None
-    lower = rows[rows >= (rows[0] + rows[-1]) / 2]   # a vehicle is widest in its lower half, a skyline may be wider
-    low = int(lower[np.argmax(width[lower])])
-    narrowest, at = width[low], low
-    for r in range(low - 1, rows[0] - 1, -1):
-        if width[r] < narrowest:
-            narrowest, at = width[r], r
-        elif width[r] > WAIST_WIDENING * max(narrowest, 1):
-            # a roof is much narrower than the body below it; a blob of clutter round a van is not
-            return at if narrowest < WAIST_SHARE * width[low] else None
-    return None
 
 
 def fill_notches(mask: np.ndarray, lab: np.ndarray) -> np.ndarray:
@@ -290,7 +257,7 @@ class GrabCutSanitizer:
         bg, from_top = frame_evidence(small)
         fg = 1 - bg
         cues["behind"] = from_top < BEHIND_DELTA_E
-        seed, cues["cabin"] = self._vehicle_seed(((fg > 0.95) | (row_fg & (fg > 0.25))), fg, row_fg)
+        seed, cues["cabin"] = vehicle_seed(((fg > 0.95) | (row_fg & (fg > 0.25))), fg, row_fg)
         labels = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
         if not seed.any():
             return labels
@@ -305,60 +272,6 @@ class GrabCutSanitizer:
         labels[h - my:] = cv2.GC_BGD   # the bottom band is the road the vehicle stands on, however salient
         labels[seed | (box & row_fg & (labels != cv2.GC_BGD))] = cv2.GC_PR_FGD
         return labels
-
-    @staticmethod
-    def _vehicle_seed(prior: np.ndarray, fg: np.ndarray, row_fg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The seed and its cabin: the prior's blob that is most likely the vehicle, without what rests on it
-        above a waist (`waist_row`), with the blobs inside its box (windows, wheels), the blobs the row prior
-        links to it (two tyres joined by a sill as white as the wall above it) and the blobs stacked on it
-        within its width (the cabin: glass whose paint frame looks like the wall). A blob reaching both the
-        left and the right frame edge is a band of background (buildings, a wall)."""
-        h, w = prior.shape
-        opened = lambda m: cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # noqa: E731
-        n, comp, stats, _ = cv2.connectedComponentsWithStats(opened(prior), connectivity=8)
-        if n <= 1:
-            return np.zeros((h, w), bool), np.zeros((h, w), bool)
-        fg_sum = np.bincount(comp.ravel(), fg.ravel(), n)
-        x, y, bw, bh = (stats[:, i] for i in range(4))
-        edge = max(1, round(0.02 * w))
-        spans = (x <= edge) & (x + bw >= w - edge)
-        # vehicles stand on the ground: a blob ending high in the frame is more likely sky or buildings
-        score = fg_sum * np.where(spans, 0.2, 1.0) * ((y + bh) / h) ** 2
-        score[0] = -1
-        best = int(np.argmax(score))
-        waist = waist_row(comp == best)
-        if waist is not None:   # what widens again above a waist is the skyline behind the roof: relabel it
-            above = (comp == best) & (np.arange(h)[:, None] < waist)
-            comp[above] = 0
-            fg_sum[best] -= fg[above].sum()
-            ys_, xs_ = np.nonzero(comp == best)
-            x[best], y[best], bw[best], bh[best] = xs_.min(), ys_.min(), np.ptp(xs_) + 1, np.ptp(ys_) + 1
-        group = np.zeros(n, bool)
-        group[best] = True
-        # parts the row prior joins to it on the same rows: two tyres and the sill between them
-        _, loose, lstats, _ = cv2.connectedComponentsWithStats(opened(prior | row_fg), connectivity=8)
-        linked = np.unique(loose[comp == best])
-        lx, lw = lstats[linked, 0], lstats[linked, 2]
-        linked = linked[(linked > 0) & ~((lx <= edge) & (lx + lw >= w - edge))]
-        overlap = np.minimum(y + bh, y[best] + bh[best]) - np.maximum(y, y[best])
-        group[np.unique(comp[np.isin(loose, linked)])] = True
-        group &= overlap >= 0.5 * np.minimum(bh, bh[best])
-        group[0] = False
-        gx0, gx1, gy0, gy1 = x[group].min(), (x + bw)[group].max(), y[group].min(), (y + bh)[group].max()
-        cabin = np.zeros(n, bool)
-        if gy1 - gy0 < CABIN_ASPECT * (gx1 - gx0):
-            # flatter than any vehicle: its cabin (glass over paint that looks like the wall) is missing
-            reach = SEED_BOX_GROWTH * (gx1 - gx0)
-            cabin = (x >= gx0) & (x + bw <= gx1) & (y + bh >= gy0 - reach) & (y < gy0) & ~spans
-            group |= cabin
-        group &= ~spans | (np.arange(n) == best)
-        bx0, by0 = x[group].min(), y[group].min()
-        bx1, by1 = (x + bw)[group].max(), (y + bh)[group].max()
-        inside = (x >= bx0) & (y >= by0) & (x + bw <= bx1) & (y + bh <= by1) & ~spans
-        inside |= group
-        inside[0] = False
-        cabin[0] = False
-        return inside[comp], cabin[comp]
 
     @staticmethod
     def _hint_labels(hint: np.ndarray, margin: float) -> np.ndarray:
