@@ -54,7 +54,8 @@ OVERLAP = {v: v != "seed" for v in VARIANTS}
 
 
 def bench_parser(doc: str) -> argparse.ArgumentParser:
-    """The arguments the host and Dagster benches share (what `bench_inputs` reads, and where results go)."""
+    """The arguments the host, Dagster and phase-I benches share (what `bench_inputs` reads, and where results
+    go)."""
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--scale", default="full")
     ap.add_argument("--device", default="cuda:0")

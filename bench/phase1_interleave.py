@@ -3,12 +3,11 @@ sharing the models as `v2v host` does (each model behind its own lock, each thre
 
     python bench/phase1_interleave.py --images 12 --threads 4 --results bench/results/phase1_interleave.jsonl
 
-Full-size random-weight models (`ensure_models`), 1024² synthetic photos, detector thresholds 0 so that every
+Full-size random-weight models (`ensure_models`), 1024×768 synthetic photos, detector thresholds 0 so that every
 photo has `max_parts` parts to segment and erase (bench/gpu_throughput.py `bench_overrides`).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -21,33 +20,28 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--images", type=int, default=12)
+    from gpu_throughput import bench_inputs, bench_overrides, bench_parser
+
+    ap = bench_parser(__doc__)
+    ap.set_defaults(images=12, size="1024x768", work="/tmp/phase1-bench")
     ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--device", default="cuda:0")
-    ap.add_argument("--scale", default="full")
-    ap.add_argument("--work", default="/tmp/phase1-bench")
-    ap.add_argument("--results", default=None)
     args = ap.parse_args()
 
     import torch
 
-    from gpu_throughput import bench_overrides
     from v2v_resources.host.engines import lock_models
     from v2v_resources.host.service import cuda_stream_per_thread
-    from v2v_resources.models.synthetic import ensure_models
     from v2v_resources.phases import Engines
     from v2v_resources.samples import draw_sample
     from v2v_resources.settings import load_settings
 
-    cuda = args.device.startswith("cuda")
-    models = ensure_models(Path(args.work) / f"models-{args.scale}", args.scale, cuda)
-    settings = load_settings(overrides=bench_overrides("cuda" if cuda else "cpu", None, (1024, 1024)))
+    cuda, work, models, size = bench_inputs(args, "v2v-phase1-")
+    settings = load_settings(overrides=bench_overrides("cuda" if cuda else "cpu", None, size))
     t = time.perf_counter()
-    kit = Engines(settings, Path(args.work) / "cache", models_root=models, manifest=models / "models.yaml")
+    kit = Engines(settings, work / "cache", models_root=models, manifest=models / "models.yaml")
     san = lock_models(kit.get("clean_plate"))
     load_s = time.perf_counter() - t
-    photos = [draw_sample(3000 + i, (1024, 768))[0] for i in range(args.images)]
+    photos = [draw_sample(3000 + i, size)[0] for i in range(args.images)]
 
     def emit(rec: dict) -> None:
         rec = {"bench": "phase1_interleave", "scale": args.scale, "device": torch.cuda.get_device_name(0)

@@ -265,10 +265,9 @@ class GrabCutSanitizer:
         gy, gx = round(SEED_BOX_GROWTH * (ys.max() - ys.min() + 1)), round(SEED_BOX_GROWTH * (xs.max() - xs.min() + 1))
         box = np.zeros((h, w), bool)
         box[max(ys.min() - gy, 0):h, max(xs.min() - gx, 0):xs.max() + gx + 1] = True   # down to the ground
-        plain = (fg < 0.1) & ~row_fg
-        if cues["cabin"].any():   # a body as plain as the wall joins its glass and its sill: only probable there
-            plain[:] = False
-        labels[~box | plain] = cv2.GC_BGD
+        # plain background is sure background, unless the seed needed its cabin: then the body between the glass
+        # and the sill is as plain as the wall, and only probable background
+        labels[~box if cues["cabin"].any() else ~box | ((fg < 0.1) & ~row_fg)] = cv2.GC_BGD
         margin = np.ones((h, w), bool)
         margin[my:h - my, mx:w - mx] = False
         labels[margin & (fg < 0.5)] = cv2.GC_BGD
