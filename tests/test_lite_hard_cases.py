@@ -1,6 +1,7 @@
 """Lite phase I on generated hard cases: a white car on a white wall, black tyres on dark asphalt, a second
 car beside the first, lettering on a panel (erased into the paint, judged by an MSER stroke measure), a wall
-behind the roof, wheels seen at an angle, a shadow wider than the car and a badge beside a wheel."""
+behind the roof, wheels seen at an angle, a shadow wider than the car, a badge beside a wheel and a pale roof
+rail under the sky."""
 import cv2
 import numpy as np
 import pytest
@@ -368,3 +369,49 @@ def test_a_salient_skyline_resting_on_the_roof_is_not_the_seed(sanitizer):
     assert waist_row(van) is None
     m = sanitizer.sanitize(noisy(img, 11)).vehicle_mask
     assert m[skyline & ~truth].mean() < 0.05 and iou(m, truth) > 0.9
+
+
+def box_truck() -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]]:
+    """A box truck's rear under a blown-out sky: a roof rail with marker lamps, as pale as the pavement and the
+    building at the left edge, on a yellow box. Returns the photo, the truck's mask and the rail."""
+    img = np.zeros((H, W, 3), np.uint8)
+    img[:] = (252, 252, 252)
+    img[150:330] = (70, 110, 60)                  # trees
+    img[330:] = (205, 214, 224)                   # pale pavement
+    img[60:330, :90] = (200, 214, 228)            # a pale building
+    truth = np.zeros((H, W), bool)
+    truth[40:420, 170:470] = True
+    rail = (slice(40, 64), slice(170, 470))
+    img[rail] = (200, 218, 232)
+    for x in (200, 300, 330, 360, 430):
+        img[46:56, x:x + 20] = (200, 40, 40)      # marker lamps
+    img[64:380, 170:470] = (200, 160, 60)
+    img[380:420, 170:470] = (30, 30, 32)          # bumper and tyres
+    return img, truth, rail
+
+
+@pytest.mark.parametrize("noise", [0, 2])          # with noise 1 the cut happens to keep the rail by itself
+def test_a_pale_roof_rail_under_the_sky_is_kept(sanitizer, noise):
+    img, truth, rail = box_truck()
+    m = sanitizer.sanitize(noisy(img, noise)).vehicle_mask
+    assert m[rail].mean() > 0.95
+    assert iou(m, truth) > 0.98
+
+
+def test_roof_parts_stand_against_the_sky_and_a_wall_top_is_not_one():
+    """The strip between the body and the sky is found, a pixel row at most beyond it; a wall whose top edge
+    runs just above a car's roof and goes on beside the car, and a roof touching the sky, give nothing."""
+    from v2v_resources.sanitize.classical.roof import roof_parts
+
+    img, truth, rail = box_truck()
+    body = truth.copy()
+    body[rail] = False
+    found = roof_parts(noisy(img, 3), body)
+    assert found[rail].all() and (found & ~truth).sum() <= found.shape[1]
+    img = photo((120, 170, 225), (110, 110, 112))
+    img[205:300] = (150, 120, 100)                # the wall's top is 15 px above the roof (220)
+    car_mask = car(img, 120, 400, 420, (50, 90, 200))
+    assert not roof_parts(noisy(img, 3), car_mask).any()
+    img = photo((120, 170, 225), (110, 110, 112))
+    car_mask = car(img, 120, 400, 420, (50, 90, 200))
+    assert not roof_parts(noisy(img, 3), car_mask).any()

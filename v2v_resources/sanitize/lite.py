@@ -17,10 +17,12 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
 - thin arms running out to a side edge (a kerb, a road strip, the sky between buildings) are cut;
 - wheels found as Hough circles or, seen at an angle, as ellipses fitted to the rims' edge arcs
   (classical/wheels.py) add tyres lost to dark ground, and what lies under the sills between them or below
-  the lowest tyre (road, shadow) is cut.
+  the lowest tyre (road, shadow) is cut;
+- pale parts standing on the roof against the sky or a plain wall (a roof rail, a light bar), learnt as
+  background where the road or a building shares their colour, are added (classical/roof.py).
 Then band-limited cuts (`silhouette()`, the cut phase I's before/after check and phase II run) refine the
 outline at most `SECOND_PASSES` times until stable, the first cut's ground and side arms staying out; the
-tyres are added again, and a guided filter snaps the outline to the full-size photo's edges. Finally
+tyres and roof parts are added again, and a guided filter snaps the outline to the full-size photo's edges. Finally
 lettering and plates (classical/text.py: MSER and Otsu characters in rows, plate quadrilaterals, plain panels
 round a line) are inpainted from the paint round them, the tallest first while the erased share stays
 within `quality.max_erased_share`, kept when the outline the cut finds in the clean plate is the one it
@@ -39,6 +41,7 @@ from ..recent import Recent
 from ..settings import Phase1
 from .base import SanitizeResult, erase_kept_silhouette
 from .classical.saliency import frame_evidence
+from .classical.roof import roof_parts
 from .classical.seed import vehicle_seed
 from .classical.text import find_text, inpaint
 from .classical.wheels import find_wheels, ground_line, tyre_discs, under_body, wheel_discs
@@ -153,6 +156,12 @@ def drop_side_arms(fg: np.ndarray, margin: float) -> np.ndarray:
     return largest_component(fg & ~arm[parts])
 
 
+def _full_size(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A mask of the small copy at full size, smooth rather than the small copy's staircase."""
+    return cv2.resize(cv2.GaussianBlur(small.astype(np.float32), (0, 0), 1.0), shape[::-1],
+                      interpolation=cv2.INTER_LINEAR) > 0.5
+
+
 def _check_rgb(rgb: np.ndarray) -> None:
     require_image(rgb, 3, PHASE, "decode the photo with imaging.load_photo first")
 
@@ -174,15 +183,15 @@ class GrabCutSanitizer:
             mask, method = alpha > 127, "alpha"
         wheels: list = []
         if alpha is None:
-            ground: dict = {}
+            parts: dict = {}
             cues: dict = {}
             mask, method = self._segment(
                 rgb, lambda small: self._frame_labels(small, cues),
-                lambda small, fg: self._wheels_and_ground(
-                    small, drop_side_arms(drop_behind(fg, cues["behind"]), self.cfg.lite.frame_margin), wheels, ground),
+                lambda small, fg: self._parts(
+                    small, drop_side_arms(drop_behind(fg, cues["behind"]), self.cfg.lite.frame_margin), wheels, parts),
                 joined=lambda: cues["cabin"]), "grabcut"
             if mask.any():
-                mask = self._second_pass(rgb, mask, ground)
+                mask = self._second_pass(rgb, mask, parts)
         if not mask.any():
             raise QualityError("no vehicle found: the mask is empty", phase=PHASE,
                                fix="frame the vehicle away from the photo's edges, or use the ml backend")
@@ -294,29 +303,40 @@ class GrabCutSanitizer:
         labels[edge & ~hint] = cv2.GC_BGD
         return labels
 
-    def _second_pass(self, rgb: np.ndarray, mask: np.ndarray, ground: dict) -> np.ndarray:
+    def _second_pass(self, rgb: np.ndarray, mask: np.ndarray, parts: dict) -> np.ndarray:
         """The first mask refined as `silhouette()` sees it (the same cut that phase I's before/after check and
-        phase II run) without the first pass's ground, then the tyres found in the first pass added again at
-        full size."""
+        phase II run) without the first pass's ground, then the tyres and roof parts found in the first pass
+        added again at full size."""
         road = np.zeros(mask.shape, bool)
         road[rgb.shape[0] - max(1, round(rgb.shape[0] * self.cfg.lite.frame_margin)):] = True
-        if ground:   # the first cut's road and shadow under the body, at full size
-            road |= cv2.resize(cv2.GaussianBlur(ground["cut"].astype(np.float32), (0, 0), 1.0), mask.shape[::-1],
-                               interpolation=cv2.INTER_LINEAR) > 0.5   # smooth, not the small copy's staircase
+        if "ground" in parts:   # the first cut's road and shadow under the body
+            road |= _full_size(parts["ground"], mask.shape)
         for _ in range(SECOND_PASSES):   # until the cut no longer moves the outline much (a fixed point of the check)
             before, mask = mask, self.silhouette(rgb, mask)
             mask = drop_side_arms(mask & ~road, self.cfg.lite.frame_margin)   # the bottom band, the ground and arms, as in the first cut
             if iou(before, mask) >= STABLE_IOU:
                 break
-        if ground:  # tyres the second cut lost again to dark ground, drawn at full size
-            k = rgb.shape[1] / ground["width"]
-            mask = largest_component(mask | tyre_discs(mask.shape, [w.scaled(k) for w in ground["wheels"]]))
+        if "roof" in parts:   # pale roof parts the band-limited cuts learn as background again
+            mask |= _full_size(parts["roof"], mask.shape)
+        if "wheels" in parts:  # tyres the second cut lost again to dark ground, drawn at full size
+            k = rgb.shape[1] / parts["ground"].shape[1]
+            mask = largest_component(mask | tyre_discs(mask.shape, [w.scaled(k) for w in parts["wheels"]]))
         return mask
 
     @staticmethod
-    def _wheels_and_ground(small: np.ndarray, fg: np.ndarray, found: list, ground: dict) -> np.ndarray:
+    def _parts(small: np.ndarray, fg: np.ndarray, wheels: list, parts: dict) -> np.ndarray:
+        """The first cut with its tyres and roof parts, without the road and shadow under it; `parts` gets
+        what was found (small masks, and the wheels), for the second pass."""
+        fg = GrabCutSanitizer._wheels_and_ground(small, fg, wheels, parts)
+        roof = roof_parts(small, fg)
+        if roof.any():
+            parts["roof"] = roof
+        return fg | roof
+
+    @staticmethod
+    def _wheels_and_ground(small: np.ndarray, fg: np.ndarray, found: list, parts: dict) -> np.ndarray:
         """Tyres found as circles or ellipses join the vehicle; what lies below the lowest tyre, or under the
-        sills between two tyres, is road and shadow. `ground` gets the wheels and that cut, for the second pass."""
+        sills between two tyres, is road and shadow. `parts` gets the wheels and that cut."""
         wheels = find_wheels(small, fg)
         found.extend(wheels)
         if not wheels:
@@ -324,7 +344,7 @@ class GrabCutSanitizer:
         add = wheel_discs(fg.shape, wheels)
         cut = under_body(small, wheels)
         cut[int(np.ceil(ground_line(wheels) + GROUND_TOLERANCE * max(w.ry for w in wheels))):] = True
-        ground.update(wheels=wheels, width=small.shape[1], cut=cut)
+        parts.update(wheels=wheels, ground=cut)
         return largest_component((fg | add) & ~cut)
 
     def _segment(self, rgb: np.ndarray, start_labels, refine=None, iterations: int | None = None,
