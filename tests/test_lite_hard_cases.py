@@ -1,7 +1,7 @@
 """Lite phase I on generated hard cases: a white car on a white wall, black tyres on dark asphalt, a second
 car beside the first, lettering on a panel (erased into the paint, judged by an MSER stroke measure), a wall
 behind the roof, wheels seen at an angle, a shadow wider than the car, a badge beside a wheel and a pale roof
-rail under the sky."""
+rail under the sky, and a black body of which the prior sees only the cabin and the rims."""
 import cv2
 import numpy as np
 import pytest
@@ -79,6 +79,40 @@ def test_black_tyres_on_dark_asphalt_are_kept_and_the_road_is_not(sanitizer):
         assert m[tyre].mean() > 0.8
     assert not m[440:].any()                                                # asphalt below the tyres
     assert iou(m, truth) > 0.85
+
+
+@pytest.mark.parametrize("wall, ground, paint", [
+    ((150, 150, 150), (40, 40, 42), (25, 25, 28)),     # a black body on dark asphalt: the prior sees the cabin only
+    ((20, 20, 22), (120, 120, 118), (30, 30, 34)),     # a black car on a black wall
+])
+def test_a_black_body_the_prior_misses_is_found_between_its_cabin_and_wheels(sanitizer, wall, ground, paint):
+    img = photo(wall, ground)
+    truth = car(img, 100, 440, 420, paint)
+    m = sanitizer.sanitize(noisy(img, 0)).vehicle_mask
+    assert iou(m, truth) > 0.9
+    assert m[330:370, 200:440].mean() > 0.95                                # the body between the wheels
+
+
+def test_wheels_below_a_cabin_are_a_pair_either_side_of_it():
+    from v2v_resources.sanitize.classical.seed import Blobs, wheels_below
+
+    mask = np.zeros((300, 400), bool)
+    mask[60:110, 140:260] = True                             # the cabin
+    for cx in (110, 290):                                    # two rims below it
+        cv2.circle(mask.view(np.uint8), (cx, 160), 18, 1, -1)
+    blobs = Blobs.of(mask)
+    cabin = np.zeros(len(blobs), bool)
+    cabin[blobs.labels[80, 200]] = True
+    pair = wheels_below(blobs, cabin)
+    assert set(np.nonzero(pair)[0]) == {blobs.labels[160, 110], blobs.labels[160, 290]}
+    one_side = mask.copy()
+    one_side[:, 200:] = False                                # both wheels must flank the cabin's middle
+    one_side[60:110, 140:260] = True
+    one_side[140:180, 150:190] = True
+    blobs = Blobs.of(one_side)
+    cabin = np.zeros(len(blobs), bool)
+    cabin[blobs.labels[80, 200]] = True
+    assert not wheels_below(blobs, cabin).any()
 
 
 def test_second_car_beside_the_first_stays_out(sanitizer):
@@ -400,7 +434,8 @@ def test_a_pale_roof_rail_under_the_sky_is_kept(sanitizer, noise):
 
 def test_roof_parts_stand_against_the_sky_and_a_wall_top_is_not_one():
     """The strip between the body and the sky is found, a pixel row at most beyond it; a wall whose top edge
-    runs just above a car's roof and goes on beside the car, and a roof touching the sky, give nothing."""
+    runs just above a car's roof and goes on beside the car, a roof touching the sky, and the same roof's
+    soft outline, give nothing."""
     from v2v_resources.sanitize.classical.roof import roof_parts
 
     img, truth, rail = box_truck()
@@ -415,3 +450,5 @@ def test_roof_parts_stand_against_the_sky_and_a_wall_top_is_not_one():
     img = photo((120, 170, 225), (110, 110, 112))
     car_mask = car(img, 120, 400, 420, (50, 90, 200))
     assert not roof_parts(noisy(img, 3), car_mask).any()
+    soft = cv2.GaussianBlur(img, (0, 0), 3)                  # a soft outline the cut drew a little low:
+    assert not roof_parts(soft, np.roll(car_mask, 4, axis=0)).any()   # a strip of blends, not a part

@@ -4,8 +4,9 @@ Such parts are pale or grey, and the cut learns them as background where a wall,
 shares their colours. What tells them apart is what lies above: the sky or a plain wall, a region reached
 from the top edge by small colour steps. A strip of other pixels sitting on the body's top outline, with
 that plain region right above it within `CAP_SHARE` of the body's height, over at least `MIN_WIDTH` of the
-body's width, is on the roof, unless it continues beside the body in its own colour (the top of a wall or a
-tree line behind the roof does).
+body's width, is on the roof, unless its colours are only blends of the plain region's and the body's (a
+soft outline) or it continues beside the body in its own colour (the top of a wall or a tree line behind
+the roof does).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ SKY_BLUR = 1.0             # px sigma smoothing sensor noise first, which a plai
 BESIDE = 3                 # px columns looked at beside each end of a strip
 CONTINUE_DELTA_E = 12.0    # Lab distance from a strip's end above which what lies beside it is something else
 CONTINUE_SHARE = 0.5       # a strip whose end is continued over this share of the rows beside it is behind
+BLEND_DELTA_E = 10.0       # a strip's median Lab distance from the blends of the colours above and below it
 
 
 def plain_from_top(rgb: np.ndarray) -> np.ndarray:
@@ -47,6 +49,17 @@ def _strip_starts(fg: np.ndarray, plain: np.ndarray) -> np.ndarray:
         if run >= MIN_RUN:
             starts[x] = top - run
     return starts
+
+
+def _blend_distance(lab: np.ndarray, strip: np.ndarray, starts: np.ndarray, tops: np.ndarray) -> float:
+    """The median Lab distance of a strip's pixels from the segment between their column's colour right above
+    the strip (the plain region) and right below it (the body): small for a soft outline's blend pixels."""
+    rows, cols = np.nonzero(strip)
+    above = lab[starts[cols] - 1, cols]
+    below = lab[np.minimum(tops[cols] + 1, lab.shape[0] - 1), cols]
+    span = below - above
+    t = np.clip(((lab[rows, cols] - above) * span).sum(1) / np.maximum((span * span).sum(1), 1e-6), 0, 1)
+    return float(np.median(np.linalg.norm(lab[rows, cols] - (above + t[:, None] * span), axis=1)))
 
 
 def _continues(lab: np.ndarray, fg: np.ndarray, plain: np.ndarray, colour: np.ndarray,
@@ -79,6 +92,8 @@ def roof_parts(rgb: np.ndarray, fg: np.ndarray) -> np.ndarray:
         strip = np.zeros_like(fg)
         for x in range(x0, x1 + 1):
             strip[starts[x]:tops[x], x] = True
+        if _blend_distance(lab, strip, starts, tops) <= BLEND_DELTA_E:
+            continue
         rows = slice(int(starts[x0:x1 + 1].min()), int(tops[x0:x1 + 1].max()))
         if not any(_continues(lab, fg, plain, lab[strip[:, end], end].mean(0), rows, cols) for end, cols in (
                 (x0, slice(max(x0 - BESIDE, 0), x0)), (x1, slice(x1 + 1, min(x1 + 1 + BESIDE, w))))):

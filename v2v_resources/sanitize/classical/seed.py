@@ -7,6 +7,8 @@ evidence, the lower the better, with:
   whose body the saliency misses);
 - when that is flatter than a vehicle, its cabin: the blobs just above it within its width (glass whose pale
   paint frame looks like the wall);
+- otherwise, when a pair of wheels (their light rims) stands below it, one either side of its middle, the
+  wheels and the hull round them and it: a dark body on dark ground, of which the prior saw only the cabin;
 - the blobs inside the box of all these (windows, wheels, lamps).
 A blob reaching both the left and the right frame edge is a band of background (buildings, a wall).
 """
@@ -24,6 +26,8 @@ CABIN_REACH = 0.15         # the cabin's glass ends within this share of the bod
 WAIST_WIDENING = 1.5       # a blob widening again above its narrowest row by this factor rests on its top
 WAIST_SHARE = 0.6          # ... at a row narrower than this share of the blob's lower half's widest row
 WAIST_ROWS = 5             # working rows across which a gap in a blob is closed before its waist is sought
+WHEEL_REACH = 0.5          # a wheel pair's tops lie within this share of the seed's width below it
+MIN_TRACK = 0.7            # ... their centres at least this share of its width apart, either side of its middle
 
 
 @dataclass
@@ -73,15 +77,21 @@ def vehicle_seed(prior: np.ndarray, fg: np.ndarray, row_fg: np.ndarray) -> tuple
     if waist is not None:   # what widens again above a waist is the skyline behind the roof
         blobs.trim_above(best, waist)
     group = row_linked(blobs, best, prior | row_fg)
-    cabin = cabin_above(blobs, group) & ~spans
-    group |= cabin
+    joined = cabin_above(blobs, group) & ~spans
+    wheels = np.zeros(len(blobs), bool) if joined.any() else wheels_below(blobs, group) & ~spans
+    joined |= wheels
+    group |= joined
     group &= ~spans | (np.arange(len(blobs)) == best)
     x0, y0 = blobs.x[group].min(), blobs.y[group].min()
     x1, y1 = (blobs.x + blobs.w)[group].max(), (blobs.y + blobs.h)[group].max()
     inside = (blobs.x >= x0) & (blobs.y >= y0) & (blobs.x + blobs.w <= x1) & (blobs.y + blobs.h <= y1) & ~spans
     inside |= group
-    inside[0] = cabin[0] = False
-    return inside[blobs.labels], cabin[blobs.labels]
+    inside[0] = joined[0] = False
+    seed = inside[blobs.labels]
+    if wheels.any():   # the body between the cabin and the wheels, which the prior did not see
+        hull = cv2.convexHull(np.argwhere(group[blobs.labels])[:, ::-1].astype(np.int32))
+        seed |= cv2.fillConvexPoly(np.zeros(prior.shape, np.uint8), hull, 1) > 0
+    return seed, joined[blobs.labels]
 
 
 def row_linked(blobs: Blobs, best: int, loose_prior: np.ndarray) -> np.ndarray:
@@ -107,6 +117,31 @@ def cabin_above(blobs: Blobs, group: np.ndarray) -> np.ndarray:
         return np.zeros(len(blobs), bool)
     reach = CABIN_REACH * (x1 - x0)
     return (blobs.x >= x0) & (blobs.x + blobs.w <= x1) & (blobs.y + blobs.h >= y0 - reach) & (blobs.y < y0)
+
+
+def wheels_below(blobs: Blobs, group: np.ndarray) -> np.ndarray:
+    """The pair of blobs below `group` that stand like its wheels (see the module), the widest such pair:
+    round-ish, alike in height, on the same rows, within `WHEEL_REACH` below it and one either side of its
+    middle at least `MIN_TRACK` of its width apart; none when there is no such pair."""
+    x0, x1 = blobs.x[group].min(), (blobs.x + blobs.w)[group].max()
+    y0, y1 = blobs.y[group].min(), (blobs.y + blobs.h)[group].max()
+    width, middle = x1 - x0, (x0 + x1) / 2
+    centre = blobs.x + blobs.w / 2
+    bottom = blobs.y + blobs.h
+    below = np.nonzero(~group & (blobs.y >= y1 - 0.1 * (y1 - y0)) & (blobs.y <= y1 + WHEEL_REACH * width)
+                       & (blobs.w <= 2 * blobs.h) & (blobs.h <= 2 * blobs.w))[0]
+    below = below[below > 0]
+    pair, track = np.zeros(len(blobs), bool), 0.0
+    for a in below[centre[below] < middle]:
+        for b in below[centre[below] > middle]:
+            tall, short = max(blobs.h[a], blobs.h[b]), min(blobs.h[a], blobs.h[b])
+            shared = min(bottom[a], bottom[b]) - max(blobs.y[a], blobs.y[b])
+            span = centre[b] - centre[a]
+            if shared >= 0.5 * short and tall <= 2 * short and span >= MIN_TRACK * width and tall <= 0.5 * span \
+                    and span > track:
+                pair[:], track = False, span
+                pair[[a, b]] = True
+    return pair
 
 
 def waist_row(blob: np.ndarray) -> int | None:
