@@ -87,12 +87,13 @@ def _circles(gray: np.ndarray, mask: np.ndarray) -> list[Wheel]:
         if cy < y1 - LOWER_PART * bh or not (x0 <= cx < x1):
             continue
         d = np.hypot(xx - cx, yy - cy)
-        ring = gray[(d >= 0.8 * r) & (d <= r)]
-        rim = gray[d <= 0.55 * r]
-        tyre = gray[(d >= 1.15 * r) & (d <= 1.4 * r)]
-        if ring.size and rim.size and np.median(ring) < dark and np.median(ring) + 10 < np.median(rim):
+        ring, rim, tyre = (d >= 0.8 * r) & (d <= r), d <= 0.55 * r, (d >= 1.15 * r) & (d <= 1.4 * r)
+        # darker all round, not only below: an arc of a bumper's edge over its shadow has the bumper above it
+        if ring.any() and rim.any() and np.median(gray[ring]) < dark and \
+                _dark_sectors(gray, ring, cx, cy, np.median(gray[rim])) >= DARK_SECTORS:
             wheels.append(Wheel(float(cx), float(cy), float(r), float(r)))   # the arch (or the tyre) itself
-        elif ring.size and tyre.size and np.median(tyre) < dark and np.median(tyre) + 10 < np.median(ring):
+        elif ring.any() and tyre.any() and np.median(gray[tyre]) < dark and \
+                _dark_sectors(gray, tyre, cx, cy, np.median(gray[ring])) >= DARK_SECTORS:
             # a light rim inside a dark ring: the tyre, invisible against dark ground, is round the rim
             r = float(r / RIM_SHARE / TYRE_SHARE)
             wheels.append(Wheel(float(cx), float(cy), r, r))
@@ -112,7 +113,6 @@ def _ellipses(gray: np.ndarray, mask: np.ndarray) -> list[Wheel]:
     near = cv2.dilate(edges, np.ones((3, 3), np.uint8)) > 0
     dark = np.percentile(gray[mask], RIM_TYRE_QUANTILE)
     t = np.linspace(0, 2 * np.pi, 72, endpoint=False)
-    yy, xx = np.mgrid[0:gray.shape[0], 0:gray.shape[1]]
     wheels = []
     for arc in cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)[0]:
         if len(arc) < MIN_ARC:
@@ -140,12 +140,17 @@ def _ellipses(gray: np.ndarray, mask: np.ndarray) -> list[Wheel]:
         cv2.ellipse(outer, ((cx, cy), (1.4 * d1, 1.4 * d2), angle), 1, -1)
         cv2.ellipse(ring, ((cx, cy), (1.1 * d1, 1.1 * d2), angle), 1, -1)
         ring = (outer > 0) & (ring == 0)
-        rim = np.median(gray[inner > 0])
-        sector = ((np.arctan2(yy - cy, xx - cx) + np.pi) * 4 / np.pi).astype(int) % 8
-        tyre = [np.median(gray[ring & (sector == k)]) for k in range(8) if (ring & (sector == k)).any()]
-        if np.median(gray[ring]) < dark and sum(v + 10 < rim for v in tyre) >= DARK_SECTORS:
+        if np.median(gray[ring]) < dark and \
+                _dark_sectors(gray, ring, cx, cy, np.median(gray[inner > 0])) >= DARK_SECTORS:
             wheels.append(Wheel(float(cx), float(cy), float(hx), float(hy)))
     return wheels
+
+
+def _dark_sectors(gray: np.ndarray, ring: np.ndarray, cx: float, cy: float, rim: float) -> int:
+    """In how many of 8 directions round (cx, cy) the `ring` (the tyre) is darker than the `rim` by 10 levels."""
+    yy, xx = np.mgrid[0:gray.shape[0], 0:gray.shape[1]]
+    sector = ((np.arctan2(yy - cy, xx - cx) + np.pi) * 4 / np.pi).astype(int) % 8
+    return sum(np.median(gray[ring & (sector == k)]) + 10 < rim for k in range(8) if (ring & (sector == k)).any())
 
 
 def wheel_discs(shape: tuple[int, int], wheels: list[Wheel]) -> np.ndarray:
