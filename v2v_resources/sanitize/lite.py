@@ -189,7 +189,7 @@ class GrabCutSanitizer:
                 rgb, lambda small: self._frame_labels(small, cues),
                 lambda small, fg: self._parts(
                     small, drop_side_arms(drop_behind(fg, cues["behind"]), self.cfg.lite.frame_margin), wheels, parts),
-                joined=lambda: cues["cabin"]), "grabcut"
+                cues=cues), "grabcut"
             if mask.any():
                 mask = self._second_pass(rgb, mask, parts)
         if not mask.any():
@@ -253,8 +253,8 @@ class GrabCutSanitizer:
 
     def _frame_labels(self, small: np.ndarray, cues: dict) -> np.ndarray:
         """The `frame_margin` band is sure background; inside, the row colour prior decides the start.
-        `cues` gets the map of what is behind the vehicle (see `drop_behind`) and the seed's cabin, which the
-        cut keeps (`_segment`'s `joined`)."""
+        `cues` gets the map of what is behind the vehicle (see `drop_behind`) and the parts the seed joined to
+        its blob (cabin glass, wheels), which the cut keeps (`_segment`)."""
         h, w = small.shape[:2]
         my, mx = max(1, round(h * self.cfg.lite.frame_margin)), max(1, round(w * self.cfg.lite.frame_margin))
         lab = cv2.cvtColor(small.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
@@ -266,7 +266,7 @@ class GrabCutSanitizer:
         bg, from_top = frame_evidence(small)
         fg = 1 - bg
         cues["behind"] = from_top < BEHIND_DELTA_E
-        seed, cues["cabin"] = vehicle_seed(((fg > 0.95) | (row_fg & (fg > 0.25))), fg, row_fg)
+        seed, cues["joined"] = vehicle_seed(((fg > 0.95) | (row_fg & (fg > 0.25))), fg, row_fg)
         labels = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
         if not seed.any():
             return labels
@@ -274,9 +274,9 @@ class GrabCutSanitizer:
         gy, gx = round(SEED_BOX_GROWTH * (ys.max() - ys.min() + 1)), round(SEED_BOX_GROWTH * (xs.max() - xs.min() + 1))
         box = np.zeros((h, w), bool)
         box[max(ys.min() - gy, 0):h, max(xs.min() - gx, 0):xs.max() + gx + 1] = True   # down to the ground
-        # plain background is sure background, unless the seed needed its cabin: then the body between the glass
-        # and the sill is as plain as the wall, and only probable background
-        labels[~box if cues["cabin"].any() else ~box | ((fg < 0.1) & ~row_fg)] = cv2.GC_BGD
+        # plain background is sure background, unless the seed needed its cabin or wheels: then the body between
+        # the glass and the sill is as plain as the wall (or the road), and only probable background
+        labels[~box if cues["joined"].any() else ~box | ((fg < 0.1) & ~row_fg)] = cv2.GC_BGD
         margin = np.ones((h, w), bool)
         margin[my:h - my, mx:w - mx] = False
         labels[margin & (fg < 0.5)] = cv2.GC_BGD
@@ -348,8 +348,10 @@ class GrabCutSanitizer:
         return largest_component((fg | add) & ~cut)
 
     def _segment(self, rgb: np.ndarray, start_labels, refine=None, iterations: int | None = None,
-                 joined=None) -> np.ndarray:
-        """GrabCut on a small copy from `start_labels(small)`, cleaned and brought back to full size."""
+                 cues: dict | None = None) -> np.ndarray:
+        """GrabCut on a small copy from `start_labels(small)`, cleaned and brought back to full size. With the
+        `cues` of the first cut's start, the parts the seed joined to its blob (cabin glass, wheels) stay with the
+        largest part."""
         h, w = rgb.shape[:2]
         scale = min(1.0, WORK_LONG_SIDE / max(h, w))
         small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
@@ -366,7 +368,7 @@ class GrabCutSanitizer:
         fg = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
         fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
         # glass the seed found above a flat body stays though the cut lost its pale frame, for the closing to join
-        fg = largest_component(fg, None if joined is None else joined())
+        fg = largest_component(fg, cues["joined"] if cues else None)
         k = 2 * round(CLOSE_SHARE * max(small.shape[:2]) / 2) + 1
         padded = np.pad(fg.astype(np.uint8), k)  # padding keeps the closing from gluing the mask to the frame
         fg = largest_component(cv2.morphologyEx(padded, cv2.MORPH_CLOSE,
