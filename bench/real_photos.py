@@ -1,6 +1,6 @@
 """The lite backends on real photos and on the synthetic samples, through the product's own phase functions.
 
-    .venv/bin/python bench/real_photos.py [--photos DIR] [--samples 12] [--out bench/out]
+    .venv/bin/python bench/real_photos.py [--photos DIR] [--samples 12] [--variants all] [--out bench/out]
 
 Each photo of DIR (default `../shared/eval/real-dev/` next to the repository, or $V2V_REAL_DEV) goes through
 the registered phases (photo → clean_plate → illustration → palette_raster → vector_svg) with
@@ -10,6 +10,9 @@ every phase on its lite backend, as `v2v process --backend lite` runs them. Per 
 - whether the listed text is still readable by tesseract (when installed) in the original photo, in phase
   I's clean plate and in the final preview; the photo passes when none is readable in the preview;
 - blocking check failures of any phase, and the seconds of phases I and II.
+With `--variants`, each photo is also run altered as a camera or a user would alter it (mirrored, saved
+again as a JPEG, under- or over-exposed, cropped, smaller), its points moved with it: the same judgement on
+photos not tuned for, a measure of how stable the lite backends are; the count of variants passed is printed.
 The synthetic samples (`samples.draw_sample`) report phase I's vehicle mask IoU against their ground truth.
 A contact sheet (photo | preview on a coloured background, the points drawn green when right, red when
 wrong) is written to OUT/real_photos.png, and the table to OUT/real_photos.md. Photos are read in place,
@@ -44,6 +47,36 @@ from v2v_resources.storage import Home  # noqa: E402
 BACKDROP = (40, 170, 110)     # the preview is shown on this green: a white or a black body must stay visible
 SHEET_ROW_HEIGHT = 360
 POINT_WINDOW = 0.01           # share of the long side round a point that decides opaque / transparent
+
+
+CROP = 0.04                   # share of each side the crop variant cuts off
+
+# variant name -> (the photo altered, a point (x, y) in shares of the frame moved with it)
+VARIANTS = {
+    "mirror": (lambda im: im[:, ::-1], lambda x, y: (1 - x, y)),
+    "jpeg90": (lambda im: im, lambda x, y: (x, y)),      # every variant is saved as a quality-90 JPEG
+    "dim": (lambda im: (im * 0.8).astype(np.uint8), lambda x, y: (x, y)),
+    "bright": (lambda im: (255 * (im / 255) ** 0.8).astype(np.uint8), lambda x, y: (x, y)),
+    "crop": (lambda im: im[round(CROP * im.shape[0]):round((1 - CROP) * im.shape[0]),
+                           round(CROP * im.shape[1]):round((1 - CROP) * im.shape[1])],
+             lambda x, y: ((x - CROP) / (1 - 2 * CROP), (y - CROP) / (1 - 2 * CROP))),
+    "768px": (lambda im: imaging.resize_long_side(im, 768), lambda x, y: (x, y)),
+    "512px": (lambda im: imaging.resize_long_side(im, 512), lambda x, y: (x, y)),
+}
+
+
+def write_variant(src: Path, name: str, folder: Path) -> Path:
+    """The photo `src` altered by variant `name`, saved under `folder` as a quality-90 JPEG."""
+    alter = VARIANTS[name][0]
+    out = folder / f"{src.stem}.{name}.jpg"
+    rgb = np.ascontiguousarray(alter(imaging.load_photo(src).rgb))
+    cv2.imwrite(str(out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return out
+
+
+def moved_points(pts: dict, name: str) -> dict:
+    move = VARIANTS[name][1]
+    return {**pts, "on": [move(x, y) for x, y in pts["on"]], "off": [move(x, y) for x, y in pts["off"]]}
 
 
 def default_photos() -> Path:
@@ -165,12 +198,40 @@ def stack_rows(rows: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(padded, axis=0)
 
 
+def judge(src: Path, pts: dict, engines: Engines, have_ocr: bool) -> tuple[dict, str, dict]:
+    """One photo through the chain, judged by its points and text: the chain's result, the table line and
+    the record for the JSON summary."""
+    r = run_chain(src, engines)
+    alpha = r["preview"][..., 3] if r["preview"] is not None else None
+    on_ok = sum(opaque_at(alpha, x, y) for x, y in pts["on"]) if alpha is not None else 0
+    off_ok = sum(not opaque_at(alpha, x, y) for x, y in pts["off"]) if alpha is not None else 0
+    read = {k: readable(tesseract_words(r[k]), pts["text"]) if k in r and r[k] is not None else None
+            for k in ("photo", "clean")}
+    read["preview"] = readable(tesseract_words(on_backdrop(r["preview"])), pts["text"]) \
+        if r["preview"] is not None else None
+    text_ok = not read["preview"] if have_ocr else True
+    passed = (alpha is not None and on_ok == len(pts["on"]) and off_ok == len(pts["off"]) and text_ok
+              and not r["failed"])
+    fmt = lambda v: "n/a" if v is None else (",".join(v) or "-")  # noqa: E731
+    s = r["seconds"]
+    line = (f"| {src.name} | {on_ok}/{len(pts['on'])} | {off_ok}/{len(pts['off'])} | "
+            f"{fmt(read['photo'])} / {fmt(read['clean'])} / {fmt(read['preview'])} | "
+            f"{'; '.join(r['failed']) or '-'} | {s.get('clean_plate', 0):.2f} | "
+            f"{s.get('illustration', 0):.2f} | {r['total_s']:.2f} | {'yes' if passed else 'NO'} |")
+    result = {"photo": src.name, "on": on_ok, "on_total": len(pts["on"]), "off": off_ok,
+              "off_total": len(pts["off"]), "read": read, "failed": r["failed"], "passed": passed,
+              "seconds": {k: round(v, 3) for k, v in s.items()}, "total_s": round(r["total_s"], 3)}
+    return r, line, result
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--photos", type=Path, default=default_photos())
     ap.add_argument("--samples", type=int, default=12, help="synthetic samples (seeds 0..N-1)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--config", default=None)
+    ap.add_argument("--variants", default=None,
+                    help=f"comma-separated alterations of each photo to judge too ({', '.join(VARIANTS)}), or all")
     args = ap.parse_args(argv)
 
     settings = load_settings(args.config, overrides={p.backend_section: {"backend": "lite"} for p in REGISTRY if p.backend_section})
@@ -184,32 +245,24 @@ def main(argv=None) -> int:
 
     lines = ["| photo | on opaque | off transparent | text read: photo / clean / preview | failed checks "
              "| I s | II s | all s | pass |", "|---|---|---|---|---|---|---|---|---|"]
-    rows, results = [], []
-    for src in photos:
-        pts = points.get(src.name, {"on": [], "off": [], "text": []})
-        r = run_chain(src, engines)
-        alpha = r["preview"][..., 3] if r["preview"] is not None else None
-        on_ok = sum(opaque_at(alpha, x, y) for x, y in pts["on"]) if alpha is not None else 0
-        off_ok = sum(not opaque_at(alpha, x, y) for x, y in pts["off"]) if alpha is not None else 0
-        read = {k: readable(tesseract_words(r[k]), pts["text"]) if k in r and r[k] is not None else None
-                for k in ("photo", "clean")}
-        read["preview"] = readable(tesseract_words(on_backdrop(r["preview"])), pts["text"]) \
-            if r["preview"] is not None else None
-        text_ok = not read["preview"] if have_ocr else True
-        passed = (alpha is not None and on_ok == len(pts["on"]) and off_ok == len(pts["off"]) and text_ok
-                  and not r["failed"])
-        fmt = lambda v: "n/a" if v is None else (",".join(v) or "-")  # noqa: E731
-        s = r["seconds"]
-        lines.append(f"| {src.name} | {on_ok}/{len(pts['on'])} | {off_ok}/{len(pts['off'])} | "
-                     f"{fmt(read['photo'])} / {fmt(read['clean'])} / {fmt(read['preview'])} | "
-                     f"{'; '.join(r['failed']) or '-'} | {s.get('clean_plate', 0):.2f} | "
-                     f"{s.get('illustration', 0):.2f} | {r['total_s']:.2f} | {'yes' if passed else 'NO'} |")
-        results.append({"photo": src.name, "on": on_ok, "on_total": len(pts["on"]), "off": off_ok,
-                        "off_total": len(pts["off"]), "read": read, "failed": r["failed"], "passed": passed,
-                        "seconds": {k: round(v, 3) for k, v in s.items()}, "total_s": round(r["total_s"], 3)})
-        if "photo" in r:
-            rows.append(sheet_row(r["photo"], r["preview"], f"{src.name}  {'PASS' if passed else 'FAIL'}", pts))
-        print(lines[-1], flush=True)
+    rows, results, variant_results = [], [], []
+    variants = list(VARIANTS) if args.variants == "all" else [v for v in (args.variants or "").split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        ap.error(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(VARIANTS)} or all")
+    with tempfile.TemporaryDirectory(prefix="v2v-variants-") as altered:
+        for src in photos:
+            pts = points.get(src.name, {"on": [], "off": [], "text": []})
+            for variant in [None, *variants]:
+                path = src if variant is None else write_variant(src, variant, Path(altered))
+                vpts = pts if variant is None else moved_points(pts, variant)
+                r, line, result = judge(path, vpts, engines, have_ocr)
+                lines.append(line)
+                (results if variant is None else variant_results).append({**result, "variant": variant})
+                if "photo" in r and (variant is None or not result["passed"]):
+                    rows.append(sheet_row(r["photo"], r["preview"],
+                                          f"{path.name}  {'PASS' if result['passed'] else 'FAIL'}", vpts))
+                print(line, flush=True)
 
     ious = []
     for seed in range(args.samples):
@@ -230,13 +283,17 @@ def main(argv=None) -> int:
                f"synthetic phase-I IoU median {np.median(ious):.4f}, mean {np.mean(ious):.4f}, min {min(ious):.4f}, "
                f"{sum(v < 0.95 for v in ious)} below 0.95, over {len(ious)} samples"
                if ious else f"\n{n_pass}/{len(results)} photos pass")
+    if variant_results:
+        per = {v: sum(r["passed"] for r in variant_results if r["variant"] == v) for v in variants}
+        summary += (f"\nvariants: {sum(per.values())}/{len(variant_results)} pass ("
+                    + ", ".join(f"{v} {n}/{len(photos)}" for v, n in per.items()) + ")")
     (args.out / "real_photos.md").write_text("\n".join(lines) + "\n" + summary + "\n")
     if rows:
         sheet = args.out / "real_photos.png"
         imaging.save_png(sheet, stack_rows(rows))
         print(f"contact sheet: {sheet}")
     print("\n".join(lines) + summary)
-    print(json.dumps({"photos": results, "synthetic_iou": [round(v, 4) for v in ious],
+    print(json.dumps({"photos": results, "variants": variant_results, "synthetic_iou": [round(v, 4) for v in ious],
                       "synthetic_iou_median": round(float(np.median(ious)), 4) if ious else None}))
     return 0
 
