@@ -97,7 +97,8 @@ def _circles(gray: np.ndarray, mask: np.ndarray) -> list[Wheel]:
             # a light rim inside a dark ring: the tyre, invisible against dark ground, is round the rim
             r = float(r / RIM_SHARE / TYRE_SHARE)
             wheels.append(Wheel(float(cx), float(cy), r, r))
-    return wheels
+    # an arch grown from a rim is as large as any other, and stands on the ground like the ellipses' tyres
+    return [w for w in wheels if w.rx <= MAX_RADIUS * bw and y1 - (w.y + TYRE_SHARE * w.ry) <= GROUND_REACH * bh]
 
 
 def _ellipses(gray: np.ndarray, mask: np.ndarray) -> list[Wheel]:
