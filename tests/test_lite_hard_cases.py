@@ -452,3 +452,23 @@ def test_roof_parts_stand_against_the_sky_and_a_wall_top_is_not_one():
     assert not roof_parts(noisy(img, 3), car_mask).any()
     soft = cv2.GaussianBlur(img, (0, 0), 3)                  # a soft outline the cut drew a little low:
     assert not roof_parts(soft, np.roll(car_mask, 4, axis=0)).any()   # a strip of blends, not a part
+
+
+def test_no_arch_grown_from_a_rim_is_larger_than_an_arch_found_whole():
+    """A light disc in a dark ring above the sills (a van's rear window, a round lamp) grows, as a rim would,
+    into a tyre wider than any wheel of that vehicle: it is not kept, and the two wheels are."""
+    from v2v_resources.sanitize.classical.wheels import MAX_RADIUS, find_wheels
+
+    img = np.full((H, W, 3), 150, np.uint8)
+    mask = np.zeros((H, W), bool)
+    mask[150:420, 120:520] = True
+    img[mask] = (110, 110, 115)
+    img[420:] = (30, 30, 32)
+    for cx in (200, 440):
+        cv2.circle(img, (cx, 384), 36, (20, 20, 22), -1, cv2.LINE_AA)
+        cv2.circle(img, (cx, 384), 22, (200, 200, 205), -1, cv2.LINE_AA)
+    cv2.circle(img, (320, 330), 58, (25, 25, 28), -1, cv2.LINE_AA)
+    cv2.circle(img, (320, 330), 40, (210, 210, 215), -1, cv2.LINE_AA)
+    wheels = find_wheels(img, mask)
+    assert all(max(w.rx, w.ry) <= MAX_RADIUS * 400 for w in wheels)
+    assert {200, 440} <= {round(w.x) for w in wheels if abs(w.y - 384) < 3}

@@ -50,7 +50,9 @@ def find_wheels(rgb: np.ndarray, mask: np.ndarray) -> list[Wheel]:
     if not mask.any():
         return []
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    wheels = _circles(gray, mask) + _ellipses(gray, mask)
+    # an arch grown from its rim (a circle's or an ellipse's) is no larger than an arch found whole
+    largest = MAX_RADIUS * (_box(mask)[1] - _box(mask)[0])
+    wheels = [w for w in _circles(gray, mask) + _ellipses(gray, mask) if max(w.rx, w.ry) <= largest]
     # the arch, the tyre and the rim of one wheel are concentric: keep the widest of each wheel, the wheels
     # that most candidates agree on first; an ellipse overlapping a wheel kept (a lamp beside it) is dropped
     votes = [sum(np.hypot(c.x - o.x, c.y - o.y) < 0.5 * min(c.rx, o.rx) for o in wheels) for c in wheels]
@@ -97,8 +99,8 @@ def _circles(gray: np.ndarray, mask: np.ndarray) -> list[Wheel]:
             # a light rim inside a dark ring: the tyre, invisible against dark ground, is round the rim
             r = float(r / RIM_SHARE / TYRE_SHARE)
             wheels.append(Wheel(float(cx), float(cy), r, r))
-    # an arch grown from a rim is as large as any other, and stands on the ground like the ellipses' tyres
-    return [w for w in wheels if w.rx <= MAX_RADIUS * bw and y1 - (w.y + TYRE_SHARE * w.ry) <= GROUND_REACH * bh]
+    # a tyre grown from a rim stands on the ground, as the ellipses' tyres must
+    return [w for w in wheels if y1 - (w.y + TYRE_SHARE * w.ry) <= GROUND_REACH * bh]
 
 
 def _ellipses(gray: np.ndarray, mask: np.ndarray) -> list[Wheel]:
