@@ -31,6 +31,7 @@ MAX_TILT = 35                         # degrees an elongated rim's long axis may
 MIN_SUPPORT = 0.8                     # share of the fitted ellipse's outline that must lie on edges
 GROUND_REACH = 0.2                    # an ellipse's tyre ends within this share of the box height of its bottom
 RIM_TYRE_QUANTILE = 60                # an ellipse's tyre is darker than this percentile of the vehicle's lightness
+RIM_STEP = 30                         # grey levels a rim is lighter than its tyre in a dark sector
 DARK_SECTORS = 6                      # of 8 directions round the rim, where the tyre must be darker than the rim
 
 
@@ -150,10 +151,10 @@ def _ellipses(gray: np.ndarray, mask: np.ndarray) -> list[Wheel]:
 
 
 def _dark_sectors(gray: np.ndarray, ring: np.ndarray, cx: float, cy: float, rim: float) -> int:
-    """In how many of 8 directions round (cx, cy) the `ring` (the tyre) is darker than the `rim` by 10 levels."""
+    """In how many of 8 directions round (cx, cy) the `ring` (the tyre) is darker than the `rim` by `RIM_STEP`."""
     yy, xx = np.mgrid[0:gray.shape[0], 0:gray.shape[1]]
     sector = ((np.arctan2(yy - cy, xx - cx) + np.pi) * 4 / np.pi).astype(int) % 8
-    return sum(np.median(gray[ring & (sector == k)]) + 10 < rim for k in range(8) if (ring & (sector == k)).any())
+    return sum(np.median(gray[ring & (sector == k)]) + RIM_STEP < rim for k in range(8) if (ring & (sector == k)).any())
 
 
 def wheel_discs(shape: tuple[int, int], wheels: list[Wheel]) -> np.ndarray:
