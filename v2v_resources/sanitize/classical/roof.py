@@ -83,7 +83,7 @@ def roof_parts(rgb: np.ndarray, fg: np.ndarray) -> np.ndarray:
     starts = _strip_starts(fg, plain)
     tops = fg.argmax(0)
     lab = cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
-    n, _, stats, _ = cv2.connectedComponentsWithStats((starts >= 0)[None].astype(np.uint8), connectivity=4)
+    _, _, stats, _ = cv2.connectedComponentsWithStats((starts >= 0)[None].astype(np.uint8), connectivity=4)
     w = fg.shape[1]
     for x0, _, width, _, _ in stats[1:]:
         if width < MIN_WIDTH * (xs[-1] - xs[0] + 1):

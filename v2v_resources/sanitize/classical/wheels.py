@@ -3,11 +3,13 @@
 Dark tyres on dark asphalt have no colour step for a graph cut to follow, but their round outline against
 the light rim and the body is a strong gradient circle. Candidates come from OpenCV's HOUGH_GRADIENT_ALT in
 the lower part of the vehicle's box, sized from the box, and are kept when their outer ring (the tyre) is
-darker than the rim inside it and than most of the vehicle. A wheel seen at an angle (a three-quarter view)
+darker than most of the vehicle and than the rim inside it in most directions (not only below, as an arc
+of a bumper over its shadow is). A wheel seen at an angle (a three-quarter view)
 is an ellipse, upright and narrower than high: its rim's outline is a Canny edge arc, fitted with
 cv2.fitEllipse, kept when the edges cover most of the fitted ellipse and the tyre round it is darker than
-the rim in most directions. The lowest tyre bottom is where the vehicle meets the ground: below it there is
-only road and shadow.
+the rim in most directions. A tyre stands on the ground, and no arch grown from a rim is larger than an
+arch found whole. The lowest tyre bottom is where the vehicle meets the ground: below it there is only road
+and shadow.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ MIN_ARC = 16                          # edge points an arc needs for an ellipse 
 MIN_ASPECT = 0.3                      # a rim seen more edge-on than this (minor / major axis) is not trusted
 MAX_TILT = 35                         # degrees an elongated rim's long axis may lean from the vertical
 MIN_SUPPORT = 0.8                     # share of the fitted ellipse's outline that must lie on edges
-GROUND_REACH = 0.2                    # an ellipse's tyre ends within this share of the box height of its bottom
+GROUND_REACH = 0.2                    # a tyre ends within this share of the box height of the vehicle's bottom
 RIM_TYRE_QUANTILE = 60                # an ellipse's tyre is darker than this percentile of the vehicle's lightness
 RIM_STEP = 30                         # grey levels a rim is lighter than its tyre in a dark sector
 DARK_SECTORS = 6                      # of 8 directions round the rim, where the tyre must be darker than the rim
@@ -52,7 +54,8 @@ def find_wheels(rgb: np.ndarray, mask: np.ndarray) -> list[Wheel]:
         return []
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     # an arch grown from its rim (a circle's or an ellipse's) is no larger than an arch found whole
-    largest = MAX_RADIUS * (_box(mask)[1] - _box(mask)[0])
+    x0, x1, _, _ = _box(mask)
+    largest = MAX_RADIUS * (x1 - x0)
     wheels = [w for w in _circles(gray, mask) + _ellipses(gray, mask) if max(w.rx, w.ry) <= largest]
     # the arch, the tyre and the rim of one wheel are concentric: keep the widest of each wheel, the wheels
     # that most candidates agree on first; an ellipse overlapping a wheel kept (a lamp beside it) is dropped
