@@ -9,8 +9,8 @@ First cut, on a copy at most `WORK_LONG_SIDE` px long (cost grows with pixels, t
   beyond its box grown by `SEED_BOX_GROWTH` and down to the ground (a black body on dark asphalt is no
   evidence of its absence), and in the frame's bottom band, all is sure background, so a second car or the
   wall behind cannot be learnt as vehicle;
-- GrabCut refines colour models and outline; the mask is cleaned (largest part with the cabin glass the seed
-  found, closed, notches between body parts one above the other filled where they do not look like the
+- GrabCut refines colour models and outline; the mask is cleaned (largest part with the cabin glass and
+  wheels the seed joined, closed, notches between body parts one above the other filled where they do not look like the
   background beside them, holes filled);
 - what reaches the top edge by small colour steps (classical/saliency.py's geodesic distances) and stays
   above the vehicle's lower part is a wall or sky behind it, learnt as vehicle where the seed touched it: cut;

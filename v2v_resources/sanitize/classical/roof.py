@@ -36,14 +36,15 @@ def plain_from_top(rgb: np.ndarray) -> np.ndarray:
     return reached[1:-1, 1:-1] > 0
 
 
-def _strip_starts(fg: np.ndarray, plain: np.ndarray) -> np.ndarray:
-    """Per column, the first row of the run of non-plain pixels right above the body that ends in plain
-    pixels within reach and is at least `MIN_RUN` tall; -1 where there is none."""
+def _strip_starts(fg: np.ndarray, plain: np.ndarray, tops: np.ndarray) -> np.ndarray:
+    """Per column, the first row of the run of non-plain pixels right above the body (whose first row per
+    column is `tops`) that ends in plain pixels within reach and is at least `MIN_RUN` tall; -1 where there
+    is none."""
     ys = np.nonzero(fg)[0]
     reach = max(MIN_RUN, round(CAP_SHARE * (ys.max() - ys.min() + 1)))
     starts = np.full(fg.shape[1], -1)
     for x in np.nonzero(fg.any(0))[0]:
-        top = int(fg[:, x].argmax())
+        top = int(tops[x])
         upward = plain[max(top - reach - 1, 0):top, x][::-1]
         run = int(upward.argmax()) if upward.any() else 0   # non-plain pixels before the first plain one
         if run >= MIN_RUN:
@@ -80,8 +81,8 @@ def roof_parts(rgb: np.ndarray, fg: np.ndarray) -> np.ndarray:
     if not xs.size:
         return found
     plain = plain_from_top(rgb)
-    starts = _strip_starts(fg, plain)
     tops = fg.argmax(0)
+    starts = _strip_starts(fg, plain, tops)
     lab = cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
     _, _, stats, _ = cv2.connectedComponentsWithStats((starts >= 0)[None].astype(np.uint8), connectivity=4)
     w = fg.shape[1]
